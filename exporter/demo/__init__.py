@@ -1,0 +1,1 @@
+"""The built-in MiniShop demo: a generated GitOps monorepo with its own ground truth."""

@@ -1,0 +1,169 @@
+"""HTTP surface: ``/metrics``, ``/healthz``, ``/readyz``, a landing page and the JSON debug API.
+
+The standard library server is enough: every handler reads in-memory state or one indexed query,
+and a threading server keeps a slow client from blocking Prometheus.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import structlog
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from exporter.dora import Metric
+from exporter.durations import format_duration
+from exporter.health import Health
+from exporter.snapshot import Snapshot
+
+log = structlog.get_logger(__name__)
+
+HEARTBEAT_MAX_AGE = 60.0
+Explain = Callable[[str | None, str | None], list[dict[str, Any]]]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class HttpApp:
+    """The handlers' shared state; ``serve`` starts a server thread on ``(host, port)``."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        health: Health,
+        snapshot: Callable[[], Snapshot],
+        explain: Explain,
+        production_environment: str,
+        window: str,
+    ) -> None:
+        self.registry = registry
+        self.health = health
+        self.snapshot = snapshot
+        self.explain = explain
+        self.production_environment = production_environment
+        self.window = window
+        self._servers: list[_Server] = []
+
+    def serve(self, host: str, port: int) -> tuple[str, int]:
+        app = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.app = app
+        server = _Server((host, port), Handler)
+        self._servers.append(server)
+        threading.Thread(target=server.serve_forever, name=f"http-{port}", daemon=True).start()
+        bound = server.server_address
+        return str(bound[0]), int(bound[1])
+
+    def shutdown(self) -> None:
+        for s in self._servers:
+            s.shutdown()
+            s.server_close()
+
+    def landing(self) -> str:
+        snap = self.snapshot()
+        sources, _ = self.health.copy()
+        rows = []
+        for p in snap.pairs:
+            if p.key.environment != self.production_environment:
+                continue
+            s = p.windows.get(self.window)
+            lv = p.levels.get(self.window, {})
+            if s is None:
+                continue
+
+            def cell(value: str, metric: Metric, lv: Any = lv) -> str:
+                level = lv.get(metric)
+                return f"<td>{html.escape(value)} <small>{level.label if level else ''}</small></td>"
+
+            rows.append(
+                f"<tr><td>{html.escape(p.key.service)}</td>"
+                + cell(f"{s.deployments_per_day:.2f}/day", Metric.DEPLOYMENT_FREQUENCY)
+                + cell(_dur(s.lead_time_median_seconds), Metric.LEAD_TIME)
+                + cell(
+                    "-" if s.change_failure_rate is None else f"{s.change_failure_rate:.0%}", Metric.CHANGE_FAILURE_RATE
+                )
+                + cell(_dur(s.time_to_restore_median_seconds), Metric.TIME_TO_RESTORE)
+                + "</tr>"
+            )
+        src = "".join(
+            f"<tr><td>{html.escape(n)}</td><td>{'up' if st.up else 'down'}</td>"
+            f"<td>{html.escape(st.last_error)}</td></tr>"
+            for n, st in sorted(sources.items())
+        )
+        return (
+            "<!doctype html><html><head><meta charset='utf-8'><title>dora-exporter</title></head><body>"
+            f"<h1>dora-exporter</h1><p>Production environment <b>{html.escape(self.production_environment)}</b>, "
+            f"window {html.escape(self.window)}, computed {snap.computed_at.isoformat(timespec='seconds')}.</p>"
+            "<table border=1 cellpadding=4><tr><th>service</th><th>deployment frequency</th>"
+            "<th>lead time (median)</th><th>change failure rate</th><th>time to restore (median)</th></tr>"
+            + "".join(rows)
+            + "</table><h2>Sources</h2><table border=1 cellpadding=4><tr><th>source</th><th>state</th>"
+            "<th>last error</th></tr>" + src + "</table>"
+            "<p><a href='/metrics'>/metrics</a> · <a href='/api/deployments'>/api/deployments</a> · "
+            "<a href='/healthz'>/healthz</a> · <a href='/readyz'>/readyz</a></p></body></html>"
+        )
+
+
+def _dur(seconds: float | None) -> str:
+    return "-" if seconds is None else format_duration(seconds)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    app: HttpApp
+    server_version = "dora-exporter"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http.request", client=self.client_address[0], line=format % args)
+
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        app = self.app
+        if url.path == "/metrics":
+            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            self._send(HTTPStatus.OK, encoder(app.registry), content_type)
+        elif url.path == "/healthz":
+            stale = app.health.stale_heartbeats(HEARTBEAT_MAX_AGE)
+            if stale:
+                self._send(HTTPStatus.SERVICE_UNAVAILABLE, f"stale: {', '.join(stale)}\n".encode(), "text/plain")
+            else:
+                self._send(HTTPStatus.OK, b"ok\n", "text/plain")
+        elif url.path == "/readyz":
+            ok = app.health.ready()
+            self._send(
+                HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE,
+                b"ready\n" if ok else b"not ready\n",
+                "text/plain",
+            )
+        elif url.path == "/api/deployments":
+            q = parse_qs(url.query)
+            body = app.explain(q.get("service", [None])[0], q.get("environment", [None])[0])
+            self._send(HTTPStatus.OK, json.dumps({"deployments": body}, indent=1).encode(), "application/json")
+        elif url.path == "/":
+            self._send(HTTPStatus.OK, app.landing().encode(), "text/html; charset=utf-8")
+        else:
+            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")

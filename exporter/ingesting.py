@@ -1,0 +1,286 @@
+"""Ingesting a GitOps repository: deployments, their changes and rollbacks, into the store.
+
+This is where sources meet the store (daemon layer): the gitops source says which values changed,
+the git source resolves tags and lists changes, ``correlate`` decides rollbacks, and each batch of
+commits lands in one transaction together with the cursor and the per-pair value state. An ingest
+killed at any point resumes from the last committed cursor and converges on the same rows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import structlog
+
+from exporter.config import Config, GitOpsRepo
+from exporter.correlate import Transition, rollback_kind, tag_commit_candidate
+from exporter.errors import SourceError
+from exporter.model import DeploymentSource, FailureReason, ManifestValue, Skip
+from exporter.sources import gitops
+from exporter.sources.git import Git, fetch, open_repo
+from exporter.store import Store, Tx
+
+log = structlog.get_logger(__name__)
+
+BATCH_COMMITS = 500
+BATCH_SECONDS = 2.0
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class IngestResult:
+    head: str
+    commits: int = 0
+    deployments: int = 0
+    skips: int = 0
+    force_push: bool = False
+    stopped: bool = False
+
+
+@dataclass
+class _Reconcile:
+    """Deployments recorded from commits a force-push dropped, per pair, oldest first.
+
+    They happened (Argo CD synced them), so they stay. When the rewritten history sets the same
+    value again, the old deployment is re-linked to the new commit instead of counted twice.
+    """
+
+    orphans: dict[tuple[str, str], list[tuple[int, str]]] = field(default_factory=dict)
+
+    def claim(self, pair: tuple[str, str], version: str) -> int | None:
+        queue = self.orphans.get(pair, [])
+        for i, (dep_id, v) in enumerate(queue):
+            if v == version:
+                del queue[: i + 1]
+                return dep_id
+        return None
+
+
+class Repos:
+    """Open repositories (local or mirrored) shared by the ingesters, fetched once per poll."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self._open: dict[str, tuple[Git, bool]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, repo: str, key: str, refresh: bool) -> Git:
+        with self._lock:
+            entry = self._open.get(repo)
+            if entry is None:
+                entry = self._open[repo] = open_repo(repo, self.cfg.data_dir / "mirrors", key)
+            elif refresh and entry[1]:
+                fetch(entry[0])
+            return entry[0]
+
+    def close(self) -> None:
+        with self._lock:
+            for git, _ in self._open.values():
+                git.close()
+            self._open.clear()
+
+
+def _service_key(repo: str) -> str:
+    import hashlib
+
+    tail = repo.rstrip("/").rsplit("/", 1)[-1].replace(":", "_")[:40]
+    return f"svc-{tail}-{hashlib.sha256(repo.encode()).hexdigest()[:10]}"
+
+
+class GitOpsIngester:
+    """Polls one GitOps repository incrementally."""
+
+    def __init__(self, cfg: Config, repo: GitOpsRepo, store: Store, repos: Repos) -> None:
+        self.cfg = cfg
+        self.repo = repo
+        self.store = store
+        self.repos = repos
+        self.cursor_name = f"gitops:{repo.key}"
+
+    def poll(self, stop: threading.Event | None = None, progress: Progress | None = None) -> IngestResult:
+        stop = stop or threading.Event()
+        git = self.repos.get(self.repo.repo, self.repo.key, refresh=True)
+        head = git.resolve(f"refs/heads/{self.repo.branch}") or git.resolve(self.repo.branch)
+        if head is None:
+            raise SourceError("gitops", "branch_missing", f"branch {self.repo.branch} not found in {self.repo.repo}")
+        for svc in self.cfg.services:  # tags may point at commits fetched only now
+            if svc.repo and svc.repo != self.repo.repo:
+                self.repos.get(svc.repo, _service_key(svc.repo), refresh=True)
+        cursor = self.store.cursor(self.cursor_name)
+        result = IngestResult(head)
+        if cursor == head:
+            return result
+        extractor = gitops.Extractor(self.repo, self.cfg.names, git)
+        if cursor is not None and (git.resolve(cursor) is None or not git.is_ancestor(cursor, head)):
+            return self._reconcile(git, extractor, cursor, head, result)
+        rev_range = f"{cursor}..{head}" if cursor else head
+        total = git.count(rev_range, [r.pathspec for r in self.repo.manifests]) if progress else 0
+        commits = _Chunks(gitops.read_commits(git, self.repo, extractor, rev_range))
+        state = self.store.gitops_state(self.repo.key)
+        while True:
+            batch = commits.next_batch()
+            with self.store.transaction() as tx:
+                last = None
+                for commit in batch:
+                    self._apply(tx, git, commit, state, result, None)
+                    last = commit.commit
+                    result.commits += 1
+                    if stop.is_set():
+                        break
+                done = commits.exhausted and not stop.is_set()
+                tx.set_gitops_state(self.repo.key, state)
+                tx.set_cursor(self.cursor_name, head if done else (last or cursor or head))
+            if progress:
+                progress(result.commits, total)
+            if stop.is_set() and not done:
+                result.stopped = True
+                commits.close()
+                return result
+            if done:
+                return result
+
+    def _reconcile(
+        self, git: Git, extractor: gitops.Extractor, cursor: str, head: str, result: IngestResult
+    ) -> IngestResult:
+        """After a force-push: replay from the merge-base in one transaction, re-linking survivors."""
+        result.force_push = True
+        keep = git.first_parent_set(head)
+        base = git.merge_base(cursor, head) if git.resolve(cursor) else None
+        rc = _Reconcile()
+        state: gitops.PairState = {}
+        with self.store.transaction() as tx:
+            for dep_id, service, env, version, manifest_commit in tx.gitops_deployments(self.repo.key):
+                if manifest_commit in keep:
+                    state[(service, env)] = version
+                else:
+                    rc.orphans.setdefault((service, env), []).append((dep_id, version))
+            log.warning(
+                "gitops.force_push",
+                repo=self.repo.key,
+                old_head=cursor,
+                new_head=head,
+                merge_base=base,
+                orphaned=sum(len(v) for v in rc.orphans.values()),
+            )
+            for commit in gitops.read_commits(git, self.repo, extractor, f"{base}..{head}" if base else head):
+                self._apply(tx, git, commit, state, result, rc)
+                result.commits += 1
+            tx.set_gitops_state(self.repo.key, state)
+            tx.set_cursor(self.cursor_name, head)
+        return result
+
+    def _apply(
+        self,
+        tx: Tx,
+        git: Git,
+        commit: gitops.CommitValues,
+        state: gitops.PairState,
+        result: IngestResult,
+        rc: _Reconcile | None,
+    ) -> None:
+        for skip in commit.skips:
+            if tx.record_skip(skip):
+                result.skips += 1
+                log.warning("gitops.manifest_skipped", reason=skip.reason, where=skip.detail)
+        for value in gitops.new_values(commit, state):
+            key = f"gitops:{self.repo.key}:{value.commit}:{value.service}:{value.environment}"
+            if rc is not None:
+                claimed = rc.claim((value.service, value.environment), value.value)
+                if claimed is not None:
+                    tx.relink_deployment(claimed, key, value.commit)
+                    continue
+            if self._deploy(tx, git, value, key, result):
+                result.deployments += 1
+
+    def _deploy(self, tx: Tx, gitops_git: Git, value: ManifestValue, key: str, result: IngestResult) -> bool:
+        svc = self.cfg.service(value.service)
+        source_git: Git | None = None
+        commit: str | None = None
+        if svc is not None and svc.repo:
+            source_git = (
+                gitops_git if svc.repo == self.repo.repo else self.repos.get(svc.repo, _service_key(svc.repo), False)
+            )
+            candidate = tag_commit_candidate(value.value, svc.tag_pattern)
+            commit = source_git.resolve(candidate) if candidate else None
+            if commit is None and tx.record_skip(
+                Skip("gitops", "unresolved_tag", key, f"{value.service} {value.environment} tag {value.value}")
+            ):
+                result.skips += 1
+                log.warning(
+                    "gitops.unresolved_tag", service=value.service, environment=value.environment, tag=value.value
+                )
+        prev = tx.last_deployment(value.service, value.environment)
+        base = tx.last_deployment(value.service, value.environment, resolved=True)
+        dep_id, inserted = tx.add_deployment(
+            natural_key=key,
+            service=value.service,
+            environment=value.environment,
+            version=value.value,
+            deployed_at=value.committed_at.timestamp(),
+            source=DeploymentSource.GITOPS,
+            manifest_repo=self.repo.key,
+            manifest_commit=value.commit,
+            commit=commit,
+            message=value.message,
+            baseline=prev is None,
+        )
+        if not inserted or prev is None:
+            return inserted
+        if commit is not None and source_git is not None and svc is not None and base is not None and base.commit:
+            tx.add_changes(
+                dep_id, value.service, value.environment, source_git.changes(commit, [base.commit], svc.paths)
+            )
+        is_ancestor = bool(
+            commit
+            and prev.commit
+            and commit != prev.commit
+            and source_git
+            and source_git.is_ancestor(commit, prev.commit)
+        )
+        kind = rollback_kind(
+            Transition(prev.version, prev.deployed_at, value.value, value.committed_at, value.message, is_ancestor),
+            self.cfg.revert_pattern,
+            self.cfg.rollback_min_age,
+        )
+        if kind is not None:
+            tx.add_failure(
+                natural_key=f"rollback:{prev.id}",
+                service=value.service,
+                environment=value.environment,
+                reason=FailureReason.ROLLBACK,
+                started_at=prev.deployed_at.timestamp(),
+                deployment_id=prev.id,
+                restored_at=value.committed_at.timestamp(),
+                restored_by=dep_id,
+                detail=kind.value,
+            )
+            tx.mark_rework(dep_id)
+        return True
+
+
+class _Chunks:
+    """Batches from a commit stream: ``BATCH_COMMITS`` commits or ``BATCH_SECONDS``, whichever first."""
+
+    def __init__(self, commits: Iterator[gitops.CommitValues]) -> None:
+        self._commits = commits
+        self.exhausted = False
+
+    def next_batch(self) -> list[gitops.CommitValues]:
+        out: list[gitops.CommitValues] = []
+        deadline = time.monotonic() + BATCH_SECONDS
+        while len(out) < BATCH_COMMITS and time.monotonic() <= deadline:
+            c = next(self._commits, None)
+            if c is None:
+                self.exhausted = True
+                break
+            out.append(c)
+        return out
+
+    def close(self) -> None:
+        close = getattr(self._commits, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,206 @@
+"""The custom collector: DESIGN §3 families from the latest snapshot, plus self-metrics.
+
+Rules from Prometheus' "writing exporters" guide: fresh families on every scrape from an
+in-memory snapshot (never a remote call, never a database query), no sample timestamps, counters
+derived from stored history so they never decrease across restarts, known label sets at 0, and a
+failing family logged and counted instead of failing the whole scrape.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import structlog
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter import __version__
+from exporter.dora import Metric as DoraMetric
+from exporter.health import Health
+from exporter.snapshot import Histogram, Snapshot
+
+log = structlog.get_logger(__name__)
+
+PAIR = ["service", "environment"]
+SOURCES = ("gitops", "argocd", "github")
+# Unmatched reasons each source can report, exposed at 0 before the first one happens.
+KNOWN_UNMATCHED = {
+    "gitops": ("malformed_manifest", "missing_key", "non_scalar_value", "unresolved_tag", "blob_missing"),
+}
+
+
+class SnapshotHolder:
+    """The latest snapshot, swapped atomically after each compute."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        self._lock = threading.Lock()
+
+    def get(self) -> Snapshot:
+        with self._lock:
+            return self._snapshot
+
+    def set(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._snapshot = snapshot
+
+
+def _hist(name: str, doc: str, hists: list[tuple[list[str], Histogram]]) -> HistogramMetricFamily:
+    fam = HistogramMetricFamily(name, doc, labels=PAIR)
+    for labels, h in hists:
+        buckets = [(_le(b), float(c)) for b, c in zip(h.bounds, h.cumulative, strict=True)]
+        buckets.append(("+Inf", float(h.count)))
+        fam.add_metric(labels, buckets, h.total)
+    return fam
+
+
+def _le(bound: float) -> str:
+    return f"{bound:.1f}" if bound == int(bound) else repr(bound)
+
+
+class DoraCollector(Collector):
+    def __init__(self, holder: SnapshotHolder, health: Health, sources: tuple[str, ...] = SOURCES) -> None:
+        self.holder = holder
+        self.health = health
+        self.sources = sources
+        self.collector_errors = 0
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.perf_counter()
+        snap = self.holder.get()
+        builders: list[Callable[[Snapshot], list[Metric]]] = [self._dora, self._self]
+        for build in builders:
+            try:
+                yield from build(snap)
+            except Exception as exc:
+                self.collector_errors += 1
+                log.error("metrics.collect_failed", family=build.__name__, error=repr(exc), exc_info=True)
+        errors = CounterMetricFamily("dora_exporter_collector_errors", "Collector families that raised during a scrape")
+        errors.add_metric([], self.collector_errors)
+        yield errors
+        dur = GaugeMetricFamily(
+            "dora_exporter_scrape_duration_seconds", "Time the collector took for the previous scrape"
+        )
+        dur.add_metric([], self.health.scrape_duration)
+        yield dur
+        self.health.scrape_duration = time.perf_counter() - started
+
+    def _dora(self, snap: Snapshot) -> list[Metric]:
+        deployments = CounterMetricFamily("dora_deployments", "Deployments, over all stored history", labels=PAIR)
+        failures = CounterMetricFamily(
+            "dora_deployment_failures", "Failed deployments by reason", labels=[*PAIR, "reason"]
+        )
+        changes = CounterMetricFamily("dora_changes", "Changes delivered", labels=PAIR)
+        freq = GaugeMetricFamily(
+            "dora_deployment_frequency_per_day", "Deployments per day in the window", labels=[*PAIR, "window"]
+        )
+        lead_med = GaugeMetricFamily(
+            "dora_lead_time_median_seconds",
+            "Median lead time of changes deployed in the window",
+            labels=[*PAIR, "window"],
+        )
+        cfr = GaugeMetricFamily(
+            "dora_change_failure_ratio", "Failed deployments / deployments in the window", labels=[*PAIR, "window"]
+        )
+        ttr_med = GaugeMetricFamily(
+            "dora_time_to_restore_median_seconds",
+            "Median restore time of failures restored in the window",
+            labels=[*PAIR, "window"],
+        )
+        rework = GaugeMetricFamily(
+            "dora_rework_ratio",
+            "Deployments made to restore a failure / deployments in the window",
+            labels=[*PAIR, "window"],
+        )
+        level = GaugeMetricFamily(
+            "dora_performance_level", "4 elite, 3 high, 2 medium, 1 low", labels=[*PAIR, "metric", "window"]
+        )
+        last = GaugeMetricFamily("dora_last_deployment_timestamp_seconds", "Time of the latest deployment", labels=PAIR)
+        sync = GaugeMetricFamily("dora_sync_failing", "1 while the latest sync ended Failed/Error", labels=PAIR)
+        degraded = GaugeMetricFamily("dora_degraded", "1 while the app is Degraded", labels=PAIR)
+        open_ = GaugeMetricFamily("dora_failure_open", "1 while a failure is not restored", labels=PAIR)
+        leads: list[tuple[list[str], Histogram]] = []
+        restores: list[tuple[list[str], Histogram]] = []
+        for p in snap.pairs:
+            lbl = [p.key.service, p.key.environment]
+            deployments.add_metric(lbl, p.deployments_total)
+            changes.add_metric(lbl, p.changes_total)
+            for reason, n in p.failures_by_reason.items():
+                failures.add_metric([*lbl, reason.value], n)
+            leads.append((lbl, p.lead_time))
+            restores.append((lbl, p.time_to_restore))
+            for window, s in p.windows.items():
+                wl = [*lbl, window]
+                freq.add_metric(wl, s.deployments_per_day)
+                for fam, value in (
+                    (lead_med, s.lead_time_median_seconds),
+                    (cfr, s.change_failure_rate),
+                    (ttr_med, s.time_to_restore_median_seconds),
+                    (rework, s.rework_rate),
+                ):
+                    if value is not None:
+                        fam.add_metric(wl, value)
+                for metric in DoraMetric:
+                    lvl = p.levels[window].get(metric)
+                    if lvl is not None:
+                        level.add_metric([*lbl, metric.value, window], int(lvl))
+            if p.last_deployment_ts is not None:
+                last.add_metric(lbl, p.last_deployment_ts)
+            sync.add_metric(lbl, int(p.sync_failing))
+            degraded.add_metric(lbl, int(p.degraded))
+            open_.add_metric(lbl, int(p.failure_open))
+        return [
+            deployments,
+            failures,
+            changes,
+            _hist("dora_lead_time_seconds", "Lead time for changes, one observation per change", leads),
+            _hist("dora_time_to_restore_seconds", "Time to restore, one observation per restored failure", restores),
+            freq,
+            lead_med,
+            cfr,
+            ttr_med,
+            rework,
+            level,
+            last,
+            sync,
+            degraded,
+            open_,
+        ]
+
+    def _self(self, snap: Snapshot) -> list[Metric]:
+        sources, errors = self.health.copy()
+        up = GaugeMetricFamily(
+            "dora_exporter_source_up", "1 when the source's last attempt succeeded", labels=["source"]
+        )
+        last = GaugeMetricFamily(
+            "dora_exporter_source_last_success_timestamp_seconds",
+            "Time of the source's last success",
+            labels=["source"],
+        )
+        ingest = GaugeMetricFamily(
+            "dora_exporter_ingest_duration_seconds", "Duration of the source's last successful run", labels=["source"]
+        )
+        for name, st in sorted(sources.items()):
+            up.add_metric([name], int(st.up))
+            if st.last_success is not None:
+                last.add_metric([name], st.last_success)
+                ingest.add_metric([name], st.last_duration)
+        err = CounterMetricFamily("dora_exporter_source_errors", "Source errors by kind", labels=["source", "kind"])
+        for (source, kind), n in sorted(errors.items()):
+            err.add_metric([source, kind], n)
+        unmatched = CounterMetricFamily(
+            "dora_exporter_unmatched", "Inputs that could not be attributed, once each", labels=["source", "reason"]
+        )
+        counts = dict.fromkeys(((s, r) for s, reasons in KNOWN_UNMATCHED.items() if s in sources for r in reasons), 0)
+        counts.update(snap.unmatched)
+        for (source, reason), n in sorted(counts.items()):
+            unmatched.add_metric([source, reason], n)
+        info = GaugeMetricFamily("dora_exporter_build_info", "Build information", labels=["version"])
+        info.add_metric([__version__], 1)
+        computed = GaugeMetricFamily(
+            "dora_exporter_snapshot_timestamp_seconds", "When the served numbers were last computed"
+        )
+        computed.add_metric([], snap.computed_at.timestamp())
+        return [up, last, ingest, err, unmatched, info, computed]

@@ -1,0 +1,128 @@
+"""Frozen value objects shared by every layer; no I/O here.
+
+All datetimes are timezone-aware UTC. Store ids are plain ints assigned by the store.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+def utc(ts: float) -> datetime:
+    """A POSIX timestamp as an aware UTC datetime (git and SQLite both speak seconds)."""
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+class FailureReason(enum.StrEnum):
+    """Why a deployment counts as failed (DESIGN §2); the bounded ``reason`` label."""
+
+    SYNC_FAILED = "sync_failed"
+    DEGRADED = "degraded"
+    ROLLBACK = "rollback"
+    INCIDENT = "incident"
+
+
+class DeploymentSource(enum.StrEnum):
+    """Which source saw a deployment first; a later source may refine it."""
+
+    GITOPS = "gitops"
+    ARGOCD = "argocd"
+    GITHUB = "github"
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestValue:
+    """The deployed value one GitOps commit sets for one (service, environment)."""
+
+    service: str
+    environment: str
+    value: str
+    path: str
+    commit: str
+    committed_at: datetime
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """An input that could not be used: counted in ``dora_exporter_unmatched_total`` once per key."""
+
+    source: str
+    reason: str
+    key: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A source commit that touched a service's paths."""
+
+    sha: str
+    author_time: datetime
+    commit_time: datetime
+    subject: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A (service, environment, version) reached at a time, as stored."""
+
+    id: int
+    service: str
+    environment: str
+    version: str
+    deployed_at: datetime
+    source: DeploymentSource
+    manifest_commit: str | None = None
+    commit: str | None = None
+    message: str = ""
+    rework: bool = False
+    baseline: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failed deployment (or an unattributed incident) and its restoration, if any."""
+
+    id: int
+    service: str
+    environment: str
+    reason: FailureReason
+    started_at: datetime
+    deployment_id: int | None = None
+    restored_at: datetime | None = None
+    restored_by: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeLead:
+    """One delivered change: which deployment carried it and its lead time in seconds."""
+
+    service: str
+    environment: str
+    sha: str
+    deployment_id: int
+    deployed_at: datetime
+    lead_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class PairKey:
+    """A (service, environment) pair, the unit every metric is reported by."""
+
+    service: str
+    environment: str
+
+
+@dataclass(slots=True)
+class PairHistory:
+    """Everything ``dora`` needs for one pair, loaded from the store in one go."""
+
+    key: PairKey
+    deployments: list[Deployment] = field(default_factory=list)
+    failed_deployment_ids: set[int] = field(default_factory=set)
+    failures: list[Failure] = field(default_factory=list)
+    leads: list[ChangeLead] = field(default_factory=list)

@@ -1,0 +1,219 @@
+"""Git plumbing for every source: mirrors, streaming log, blob reads, commit ranges.
+
+Everything goes through the ``git`` binary: it is fast, understands every repository format and
+keeps no state in our process. Long walks are one streaming process; per-object reads go through
+one long-lived ``cat-file --batch`` process instead of a process per object.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import structlog
+
+from exporter.errors import SourceError
+from exporter.model import Change, utc
+
+log = structlog.get_logger(__name__)
+
+_ENV = {
+    **os.environ,
+    "GIT_TERMINAL_PROMPT": "0",  # never hang on a credential prompt inside a daemon
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "LC_ALL": "C",
+}
+_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+def _is_remote(repo: str) -> bool:
+    return "://" in repo or re.match(r"^[\w.-]+@[\w.-]+:", repo) is not None
+
+
+class Git:
+    """One repository (work tree or bare) and the git commands run against it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._batch: subprocess.Popen[bytes] | None = None
+        self._batch_lock = threading.Lock()
+
+    def __enter__(self) -> Git:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def _cmd(self, args: Sequence[str]) -> list[str]:
+        return ["git", "-C", str(self.path), "-c", "core.quotepath=off", *args]
+
+    def run(self, *args: str, check: bool = True, timeout: float = 600) -> str:
+        """Run one git command and return its stdout; failures become ``SourceError``."""
+        try:
+            proc = subprocess.run(self._cmd(args), capture_output=True, env=_ENV, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise SourceError("git", "timeout", f"git {args[0]} timed out after {timeout:g}s") from exc
+        except OSError as exc:
+            raise SourceError("git", "git_missing", f"cannot run git: {exc}") from exc
+        if check and proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip()
+            raise SourceError("git", "git_command", f"git {args[0]} failed in {self.path}: {err}")
+        return proc.stdout.decode(errors="replace")
+
+    def stream(self, *args: str) -> Iterator[str]:
+        """Lines of one long git command, read as they come; a non-zero exit raises at the end."""
+        try:
+            proc = subprocess.Popen(self._cmd(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_ENV)
+        except OSError as exc:
+            raise SourceError("git", "git_missing", f"cannot run git: {exc}") from exc
+        assert proc.stdout is not None
+        completed = False
+        try:
+            for raw in proc.stdout:
+                yield raw.decode(errors="replace").rstrip("\n")
+            completed = True
+        finally:
+            if not completed:
+                proc.kill()
+            proc.stdout.close()
+            err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+            if proc.stderr:
+                proc.stderr.close()
+            code = proc.wait()
+        if code != 0:
+            raise SourceError("git", "git_command", f"git {args[0]} failed in {self.path}: {err}")
+
+    # -- refs and commits ---------------------------------------------------------------------
+
+    def resolve(self, rev: str) -> str | None:
+        """The full SHA of a commit, or ``None`` if ``rev`` names no commit (or is ambiguous)."""
+        out = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False)
+        sha = out.strip()
+        return sha if _SHA.fullmatch(sha) else None
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        proc = subprocess.run(
+            self._cmd(["merge-base", "--is-ancestor", ancestor, descendant]),
+            capture_output=True,
+            env=_ENV,
+            check=False,
+        )
+        if proc.returncode not in (0, 1):
+            raise SourceError("git", "git_command", proc.stderr.decode(errors="replace").strip())
+        return proc.returncode == 0
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        out = self.run("merge-base", a, b, check=False).strip()
+        return out if _SHA.fullmatch(out) else None
+
+    def first_parent_set(self, head: str) -> set[str]:
+        return set(self.run("rev-list", "--first-parent", head).split())
+
+    def count(self, rev_range: str, pathspecs: Sequence[str] = ()) -> int:
+        paths = ["--", *pathspecs] if pathspecs else []
+        return int(self.run("rev-list", "--first-parent", "--count", rev_range, *paths).strip() or 0)
+
+    def changes(self, head: str, exclude: Sequence[str], paths: Sequence[str]) -> list[Change]:
+        """Non-merge commits reachable from ``head`` and not from ``exclude`` touching ``paths``.
+
+        Merges are not changes: their content is the branch commits, which are listed themselves.
+        ``--full-history`` keeps side-branch commits that git's default simplification would hide.
+        """
+        args = ["log", "--no-merges", "--full-history", "--format=%H%x1f%at%x1f%ct%x1f%s", head]
+        args += [f"^{e}" for e in exclude]
+        args += ["--", *paths] if paths else []
+        out = []
+        for line in self.stream(*args):
+            sha, at, ct, subject = line.split("\x1f", 3)
+            out.append(Change(sha, utc(int(at)), utc(int(ct)), subject))
+        out.reverse()
+        return out
+
+    # -- blobs ---------------------------------------------------------------------------------
+
+    def read_blob(self, sha: str) -> bytes | None:
+        """Read one object through the shared ``cat-file --batch`` process."""
+        with self._batch_lock:
+            proc = self._batch
+            if proc is None or proc.poll() is not None:
+                proc = self._batch = subprocess.Popen(
+                    self._cmd(["cat-file", "--batch"]),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    env=_ENV,
+                )
+            stdin, stdout = proc.stdin, proc.stdout
+            assert stdin is not None and stdout is not None
+            try:
+                stdin.write(sha.encode() + b"\n")
+                stdin.flush()
+                header = stdout.readline().split()
+                if len(header) != 3:  # "<sha> missing" or "<sha> ambiguous"
+                    return None
+                size = int(header[2])
+                data = _read_exact(stdout, size)
+                stdout.read(1)  # the newline after every object
+            except (OSError, ValueError) as exc:
+                self._close_batch()
+                raise SourceError("git", "git_command", f"cat-file failed: {exc}") from exc
+            return data
+
+    def _close_batch(self) -> None:
+        proc, self._batch = self._batch, None
+        if proc is not None:
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe:
+                    pipe.close()
+            proc.kill()
+            proc.wait()
+
+    def close(self) -> None:
+        with self._batch_lock:
+            self._close_batch()
+
+
+def _read_exact(stream: IO[bytes], size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = stream.read(left)
+        if not chunk:
+            raise ValueError("short read from git cat-file")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def open_repo(repo: str, mirrors_dir: Path, key: str) -> tuple[Git, bool]:
+    """A ``Git`` for a local path as it is, or for a URL through a bare mirror under ``mirrors_dir``.
+
+    Returns the repo and whether it is a mirror that ``fetch`` must refresh.
+    """
+    if not _is_remote(repo):
+        path = Path(repo).expanduser()
+        if not path.exists():
+            raise SourceError("git", "repo_missing", f"repository {repo} does not exist")
+        return Git(path), False
+    mirror = mirrors_dir / f"{key}.git"
+    if not (mirror / "HEAD").exists():
+        mirrors_dir.mkdir(parents=True, exist_ok=True)
+        tmp = mirrors_dir / f"{key}.git.tmp"
+        Git(mirrors_dir).run("clone", "--mirror", "--quiet", repo, str(tmp), timeout=3600)
+        tmp.rename(mirror)  # atomic: a half-done clone never looks like a mirror
+        log.info("git.mirror.cloned", repo=_redact(repo), path=str(mirror))
+    return Git(mirror), True
+
+
+def fetch(git: Git) -> None:
+    """Refresh a mirror; ``--prune`` follows force-pushes and deleted branches."""
+    git.run("fetch", "--prune", "--quiet", "--force", "origin", timeout=900)
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"(?<=://)[^/@]+@", "<redacted>@", url)

@@ -1,0 +1,176 @@
+"""GitOps source: deployed values per (service, environment) from a manifest repository's history.
+
+One streaming ``git log --first-parent --raw`` over the new range lists, per commit, the blobs of
+matching files that changed (merges diffed against their first parent); each new blob is read once
+through ``cat-file --batch`` and parsed. A value that differs from the last one seen for its
+(service, environment) is a deployment. Deleting, moving or re-adding a file with the same value
+changes nothing, because the state is kept per (service, environment), not per file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import yaml
+
+from exporter.config import GitOpsRepo, ManifestRule, Names
+from exporter.model import ManifestValue, Skip, utc
+from exporter.sources.git import Git
+
+SOURCE = "gitops"
+try:  # libyaml's loader is ~10x faster; the pure one is the fallback
+    _Loader: type[Any] = yaml.CBaseLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.BaseLoader
+
+PairState = dict[tuple[str, str], str]
+
+
+@dataclass
+class CommitValues:
+    """What one manifest commit says: the values it sets and the inputs it could not use."""
+
+    commit: str
+    committed_at_ts: int
+    message: str
+    values: list[ManifestValue] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    status: str
+    blob: str
+    path: str
+
+
+def _walk(doc: Any, keys: tuple[str, ...]) -> Any:
+    for k in keys:
+        if not isinstance(doc, Mapping) or k not in doc:
+            return None
+        doc = doc[k]
+    return doc
+
+
+class Extractor:
+    """Parses blobs by the repo's rules; results are cached by blob id, since blobs never change."""
+
+    def __init__(self, repo: GitOpsRepo, names: Names, git: Git) -> None:
+        self.rules = repo.manifests
+        self.names = names
+        self.git = git
+        self.parse = lru_cache(maxsize=4096)(self._parse)
+
+    def rule_for(self, path: str) -> tuple[ManifestRule, dict[str, str]] | None:
+        for rule in self.rules:
+            m = rule.path_regex.match(path)
+            if m:
+                return rule, {k: v for k, v in m.groupdict().items() if v is not None}
+        return None
+
+    def _parse(self, blob: str, path: str) -> tuple[tuple[tuple[str, str, str], ...], str | None]:
+        """``((service, environment, value), ...)`` for one blob, or an unmatched reason."""
+        found = self.rule_for(path)
+        if found is None:
+            return (), None
+        rule, parts = found
+        data = self.git.read_blob(blob)
+        if data is None:
+            return (), "blob_missing"
+        text = data.decode("utf-8", errors="replace")
+        out: list[tuple[str, str, str]] = []
+        if rule.yaml_key is not None:
+            try:
+                doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - BaseLoader builds plain str/list/dict only
+            except yaml.YAMLError:
+                return (), "malformed_manifest"
+            value = _walk(doc, rule.yaml_key)
+            if value is None or value == "":
+                return (), "missing_key"
+            if not isinstance(value, str):
+                return (), "non_scalar_value"
+            service = rule.service or parts.get("service")
+            env = rule.environment or parts.get("environment")
+            assert service is not None and env is not None  # config validation guarantees one of them
+            out.append((self.names.service(service), self.names.environment(env), value.strip()))
+        else:
+            assert rule.regex is not None
+            for m in rule.regex.finditer(text):
+                groups = m.groupdict()
+                service = groups.get("service") or rule.service or parts.get("service")
+                env = groups.get("environment") or rule.environment or parts.get("environment")
+                if not service or not env or not groups.get("tag"):
+                    continue
+                out.append((self.names.service(service), self.names.environment(env), groups["tag"]))
+            if not out:
+                return (), "missing_key"
+        return tuple(out), None
+
+
+def _parse_raw(line: str) -> _Entry | None:
+    # ":100644 100644 <old> <new> M\tpath" (git diff --raw, no renames)
+    meta, _, path = line.partition("\t")
+    fields = meta.split()
+    if len(fields) < 5 or not path:
+        return None
+    return _Entry(fields[4][0], fields[3], path)
+
+
+def read_commits(git: Git, repo: GitOpsRepo, extractor: Extractor, rev_range: str) -> Iterator[CommitValues]:
+    """Stream the values set by each first-parent commit in ``rev_range``, oldest first."""
+    args = [
+        "log",
+        "--first-parent",
+        "--diff-merges=first-parent",
+        "--reverse",
+        "--raw",
+        "--no-abbrev",
+        "--no-renames",
+        "--format=%x1e%H%x1f%ct%x1f%s",
+        rev_range,
+        "--",
+        *sorted({r.pathspec for r in repo.manifests}),
+    ]
+    current: CommitValues | None = None
+    for line in git.stream(*args):
+        if line.startswith("\x1e"):
+            if current is not None:
+                yield current
+            sha, ct, subject = line[1:].split("\x1f", 2)
+            current = CommitValues(sha, int(ct), subject)
+        elif line.startswith(":") and current is not None:
+            entry = _parse_raw(line)
+            if entry is None or entry.status == "D":
+                continue  # a deleted file deploys nothing; its last value stays the state
+            triples, reason = extractor.parse(entry.blob, entry.path)
+            if reason is not None:
+                current.skips.append(
+                    Skip(SOURCE, reason, f"{current.commit}:{entry.path}", f"{entry.path} at {current.commit[:12]}")
+                )
+            for service, env, value in triples:
+                current.values.append(
+                    ManifestValue(
+                        service, env, value, entry.path, current.commit, utc(current.committed_at_ts), current.message
+                    )
+                )
+    if current is not None:
+        yield current
+
+
+def new_values(commit: CommitValues, state: PairState) -> list[ManifestValue]:
+    """The values of ``commit`` that differ from ``state`` (updated in place): its deployments.
+
+    When one commit sets a pair twice (two files), the last file in git's path order wins.
+    """
+    latest: dict[tuple[str, str], ManifestValue] = {}
+    for v in commit.values:
+        latest[(v.service, v.environment)] = v
+    out = []
+    for pair, v in latest.items():
+        if state.get(pair) != v.value:
+            state[pair] = v.value
+            out.append(v)
+    return out

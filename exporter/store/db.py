@@ -1,0 +1,386 @@
+"""SQLite store: WAL, ``synchronous=FULL``, one writer, readers on their own connections.
+
+Writes happen only inside ``Store.transaction()``, which holds the single writer lock and runs
+``BEGIN IMMEDIATE``: a batch of source data and the cursor that says how far it got commit together
+or not at all, which is what makes ``kill -9`` mid-ingest safe.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from exporter.errors import StoreError
+from exporter.model import (
+    Change,
+    ChangeLead,
+    Deployment,
+    DeploymentSource,
+    Failure,
+    FailureReason,
+    PairHistory,
+    PairKey,
+    Skip,
+    utc,
+)
+from exporter.store.schema import MIGRATIONS
+
+_DEPLOYMENT_COLS = (
+    "id, service, environment, version, deployed_at, source, manifest_commit, commit_sha, message, rework, baseline"
+)
+_FAILURE_COLS = "id, service, environment, reason, started_at, deployment_id, restored_at, restored_by, detail"
+
+
+def _deployment(row: sqlite3.Row | tuple[Any, ...]) -> Deployment:
+    return Deployment(
+        id=row[0],
+        service=row[1],
+        environment=row[2],
+        version=row[3],
+        deployed_at=utc(row[4]),
+        source=DeploymentSource(row[5]),
+        manifest_commit=row[6],
+        commit=row[7],
+        message=row[8],
+        rework=bool(row[9]),
+        baseline=bool(row[10]),
+    )
+
+
+def _failure(row: sqlite3.Row | tuple[Any, ...]) -> Failure:
+    return Failure(
+        id=row[0],
+        service=row[1],
+        environment=row[2],
+        reason=FailureReason(row[3]),
+        started_at=utc(row[4]),
+        deployment_id=row[5],
+        restored_at=utc(row[6]) if row[6] is not None else None,
+        restored_by=row[7],
+        detail=row[8],
+    )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open store {path}: {exc}") from exc
+    return conn
+
+
+class _Reads:
+    """Queries shared by the writer's transaction (which must see its own rows) and by readers."""
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        raise NotImplementedError
+
+    def cursor(self, name: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def gitops_state(self, repo: str) -> dict[tuple[str, str], str]:
+        rows = self.conn.execute("SELECT service, environment, value FROM gitops_state WHERE repo = ?", (repo,))
+        return {(s, e): v for s, e, v in rows}
+
+    def last_deployment(self, service: str, environment: str, resolved: bool = False) -> Deployment | None:
+        where = " AND commit_sha IS NOT NULL" if resolved else ""
+        row = self.conn.execute(
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments WHERE service = ? AND environment = ?{where} "  # noqa: S608
+            "ORDER BY deployed_at DESC, id DESC LIMIT 1",
+            (service, environment),
+        ).fetchone()
+        return None if row is None else _deployment(row)
+
+    def deployments(self, service: str | None = None, environment: str | None = None) -> list[Deployment]:
+        sql = f"SELECT {_DEPLOYMENT_COLS} FROM deployments WHERE 1=1"  # noqa: S608
+        args: list[str] = []
+        if service:
+            sql += " AND service = ?"
+            args.append(service)
+        if environment:
+            sql += " AND environment = ?"
+            args.append(environment)
+        return [_deployment(r) for r in self.conn.execute(sql + " ORDER BY deployed_at, id", args)]
+
+    def changes_of(self, deployment_id: int) -> list[Change]:
+        rows = self.conn.execute(
+            "SELECT sha, author_time, commit_time, subject FROM changes WHERE deployment_id = ? "
+            "ORDER BY commit_time, sha",
+            (deployment_id,),
+        )
+        return [Change(sha, utc(at), utc(ct), subject) for sha, at, ct, subject in rows]
+
+    def failures(self, service: str | None = None, environment: str | None = None) -> list[Failure]:
+        sql = f"SELECT {_FAILURE_COLS} FROM failures WHERE 1=1"  # noqa: S608
+        args: list[str] = []
+        if service:
+            sql += " AND service = ?"
+            args.append(service)
+        if environment:
+            sql += " AND environment = ?"
+            args.append(environment)
+        return [_failure(r) for r in self.conn.execute(sql + " ORDER BY started_at, id", args)]
+
+    def unmatched_counts(self) -> dict[tuple[str, str], int]:
+        rows = self.conn.execute("SELECT source, reason, COUNT(*) FROM unmatched GROUP BY source, reason")
+        return {(s, r): n for s, r, n in rows}
+
+    def histories(self, change_start: str) -> dict[PairKey, PairHistory]:
+        """Every pair's deployments, failures and change lead times, in one pass per table."""
+        out: dict[PairKey, PairHistory] = {}
+
+        def pair(service: str, environment: str) -> PairHistory:
+            key = PairKey(service, environment)
+            h = out.get(key)
+            if h is None:
+                h = out[key] = PairHistory(key)
+            return h
+
+        when: dict[int, float] = {}
+        for row in self.conn.execute(f"SELECT {_DEPLOYMENT_COLS} FROM deployments ORDER BY deployed_at, id"):  # noqa: S608
+            d = _deployment(row)
+            when[d.id] = row[4]
+            pair(d.service, d.environment).deployments.append(d)
+        for row in self.conn.execute(f"SELECT {_FAILURE_COLS} FROM failures ORDER BY started_at, id"):  # noqa: S608
+            f = _failure(row)
+            h = pair(f.service, f.environment)
+            h.failures.append(f)
+            if f.deployment_id is not None:
+                h.failed_deployment_ids.add(f.deployment_id)
+        start_col = "author_time" if change_start == "author_time" else "commit_time"
+        for service, env, sha, dep_id, start in self.conn.execute(
+            f"SELECT service, environment, sha, deployment_id, {start_col} FROM changes"  # noqa: S608
+        ):
+            deployed = when.get(dep_id)
+            if deployed is None:
+                continue
+            pair(service, env).leads.append(
+                ChangeLead(service, env, sha, dep_id, utc(deployed), max(0.0, deployed - start))
+            )
+        return out
+
+
+class Tx(_Reads):
+    """One write transaction. Every write is an idempotent insert or upsert on a natural key."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self._conn
+
+    def set_cursor(self, name: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO cursors (name, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (name, value, time.time()),
+        )
+
+    def set_gitops_state(self, repo: str, state: dict[tuple[str, str], str]) -> None:
+        self.conn.execute("DELETE FROM gitops_state WHERE repo = ?", (repo,))
+        self.conn.executemany(
+            "INSERT INTO gitops_state (repo, service, environment, value) VALUES (?, ?, ?, ?)",
+            [(repo, s, e, v) for (s, e), v in state.items()],
+        )
+
+    def add_deployment(
+        self,
+        *,
+        natural_key: str,
+        service: str,
+        environment: str,
+        version: str,
+        deployed_at: float,
+        source: DeploymentSource,
+        manifest_repo: str | None,
+        manifest_commit: str | None,
+        commit: str | None,
+        message: str,
+        baseline: bool,
+    ) -> tuple[int, bool]:
+        """Insert a deployment unless its natural key exists; returns (id, inserted)."""
+        row = self.conn.execute("SELECT id FROM deployments WHERE natural_key = ?", (natural_key,)).fetchone()
+        if row is not None:
+            return int(row[0]), False
+        cur = self.conn.execute(
+            "INSERT INTO deployments (service, environment, version, deployed_at, source, natural_key, "
+            "manifest_repo, manifest_commit, commit_sha, message, baseline) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                service,
+                environment,
+                version,
+                deployed_at,
+                source.value,
+                natural_key,
+                manifest_repo,
+                manifest_commit,
+                commit,
+                message,
+                int(baseline),
+            ),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid, True
+
+    def relink_deployment(self, deployment_id: int, natural_key: str, manifest_commit: str) -> None:
+        """Point a deployment whose manifest commit was force-pushed away at its rewritten commit."""
+        self.conn.execute(
+            "UPDATE deployments SET natural_key = ?, manifest_commit = ? WHERE id = ?",
+            (natural_key, manifest_commit, deployment_id),
+        )
+
+    def mark_rework(self, deployment_id: int) -> None:
+        self.conn.execute("UPDATE deployments SET rework = 1 WHERE id = ?", (deployment_id,))
+
+    def add_changes(self, deployment_id: int, service: str, environment: str, changes: Iterable[Change]) -> int:
+        """Attribute changes not yet delivered to this pair; returns how many were new."""
+        before = self.conn.total_changes
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO changes (service, environment, sha, deployment_id, author_time, commit_time, "
+            "subject) VALUES (?,?,?,?,?,?,?)",
+            [
+                (
+                    service,
+                    environment,
+                    c.sha,
+                    deployment_id,
+                    c.author_time.timestamp(),
+                    c.commit_time.timestamp(),
+                    c.subject,
+                )
+                for c in changes
+            ],
+        )
+        return self.conn.total_changes - before
+
+    def add_failure(
+        self,
+        *,
+        natural_key: str,
+        service: str,
+        environment: str,
+        reason: FailureReason,
+        started_at: float,
+        deployment_id: int | None,
+        restored_at: float | None = None,
+        restored_by: int | None = None,
+        detail: str = "",
+    ) -> bool:
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO failures (natural_key, service, environment, reason, deployment_id, started_at, "
+            "restored_at, restored_by, detail) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                natural_key,
+                service,
+                environment,
+                reason.value,
+                deployment_id,
+                started_at,
+                restored_at,
+                restored_by,
+                detail,
+            ),
+        )
+        return cur.rowcount > 0
+
+    def record_skip(self, skip: Skip) -> bool:
+        """Count an unusable input once per natural key, however often it is re-read."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO unmatched (source, reason, key, detail, first_seen) VALUES (?,?,?,?,?)",
+            (skip.source, skip.reason, skip.key, skip.detail, time.time()),
+        )
+        return cur.rowcount > 0
+
+    def gitops_deployments(self, repo: str) -> list[tuple[int, str, str, str, str | None]]:
+        """(id, service, environment, version, manifest_commit) of one repo's deployments, oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, service, environment, version, manifest_commit FROM deployments "
+            "WHERE manifest_repo = ? ORDER BY deployed_at, id",
+            (repo,),
+        )
+        return [(int(a), b, c, d, e) for a, b, c, d, e in rows]
+
+
+class Store(_Reads):
+    """The database file. ``transaction()`` for writes; plain methods read on a per-thread connection."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = _connect(path)
+        self._write_lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._migrate()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _migrate(self) -> None:
+        with self._write_lock:
+            version = int(self._writer.execute("PRAGMA user_version").fetchone()[0])
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"store {self.path} has schema {version}, newer than this version knows ({len(MIGRATIONS)})"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                try:
+                    # executescript commits first; the version bump rides in the same script
+                    self._writer.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+                except sqlite3.Error as exc:
+                    self._writer.execute("ROLLBACK") if self._writer.in_transaction else None
+                    raise StoreError(f"migration {number} failed on {self.path}: {exc}") from exc
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self._write_lock:
+            try:
+                self._writer.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot begin a write: {exc}") from exc
+            try:
+                yield Tx(self._writer)
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            try:
+                self._writer.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"commit failed: {exc}") from exc
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main file so a stopped daemon leaves one self-contained file."""
+        with self._write_lock:
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        with self._write_lock:
+            self._writer.close()

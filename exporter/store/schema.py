@@ -1,0 +1,79 @@
+"""Versioned migrations, applied in order and recorded in ``PRAGMA user_version``.
+
+Every table has a natural key so that every write is an idempotent upsert: a re-run, a restart
+or an interrupted ingest converges on the same rows.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the core model
+    """
+    CREATE TABLE deployments (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        version TEXT NOT NULL,
+        deployed_at REAL NOT NULL,
+        source TEXT NOT NULL,
+        natural_key TEXT NOT NULL UNIQUE,
+        manifest_repo TEXT,
+        manifest_commit TEXT,
+        commit_sha TEXT,
+        message TEXT NOT NULL DEFAULT '',
+        rework INTEGER NOT NULL DEFAULT 0,
+        baseline INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX deployments_pair ON deployments (service, environment, deployed_at);
+    CREATE INDEX deployments_manifest ON deployments (manifest_repo, manifest_commit);
+
+    CREATE TABLE changes (
+        service TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        deployment_id INTEGER NOT NULL REFERENCES deployments (id),
+        author_time REAL NOT NULL,
+        commit_time REAL NOT NULL,
+        subject TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (service, environment, sha)
+    ) WITHOUT ROWID;
+    CREATE INDEX changes_deployment ON changes (deployment_id);
+
+    CREATE TABLE failures (
+        id INTEGER PRIMARY KEY,
+        natural_key TEXT NOT NULL UNIQUE,
+        service TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        deployment_id INTEGER REFERENCES deployments (id),
+        started_at REAL NOT NULL,
+        restored_at REAL,
+        restored_by INTEGER REFERENCES deployments (id),
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX failures_pair ON failures (service, environment);
+
+    CREATE TABLE unmatched (
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        key TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        first_seen REAL NOT NULL,
+        PRIMARY KEY (source, reason, key)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE gitops_state (
+        repo TEXT NOT NULL,
+        service TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (repo, service, environment)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE cursors (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
+)

@@ -43,6 +43,8 @@ class Git:
         self.path = path
         self._batch: subprocess.Popen[bytes] | None = None
         self._batch_lock = threading.Lock()
+        self._check: subprocess.Popen[bytes] | None = None
+        self._check_lock = threading.Lock()
 
     def __enter__(self) -> Git:
         return self
@@ -92,10 +94,35 @@ class Git:
     # -- refs and commits ---------------------------------------------------------------------
 
     def resolve(self, rev: str) -> str | None:
-        """The full SHA of a commit, or ``None`` if ``rev`` names no commit (or is ambiguous)."""
-        out = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False)
-        sha = out.strip()
-        return sha if _SHA.fullmatch(sha) else None
+        """The full SHA of a commit, or ``None`` if ``rev`` names no commit (or is ambiguous).
+
+        Goes through one long-lived ``cat-file --batch-check`` process: resolving a tag per
+        deployment must not cost a process per deployment.
+        """
+        if not rev or any(c.isspace() for c in rev) or rev.startswith("-"):
+            return None
+        with self._check_lock:
+            proc = self._check
+            if proc is None or proc.poll() is not None:
+                proc = self._check = subprocess.Popen(
+                    self._cmd(["cat-file", "--batch-check"]),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    env=_ENV,
+                )
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write(f"{rev}^{{commit}}\n".encode())
+                proc.stdin.flush()
+                fields = proc.stdout.readline().decode(errors="replace").split()
+            except OSError as exc:
+                self._check = None
+                proc.kill()
+                raise SourceError("git", "git_command", f"cat-file --batch-check failed: {exc}") from exc
+        if len(fields) == 3 and fields[1] == "commit" and _SHA.fullmatch(fields[0]):
+            return fields[0]
+        return None
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         proc = subprocess.run(
@@ -177,6 +204,14 @@ class Git:
     def close(self) -> None:
         with self._batch_lock:
             self._close_batch()
+        with self._check_lock:
+            proc, self._check = self._check, None
+            if proc is not None:
+                for pipe in (proc.stdin, proc.stdout):
+                    if pipe:
+                        pipe.close()
+                proc.kill()
+                proc.wait()
 
 
 def _read_exact(stream: IO[bytes], size: int) -> bytes:

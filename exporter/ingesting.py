@@ -73,7 +73,8 @@ class Repos:
             entry = self._open.get(repo)
             if entry is None:
                 entry = self._open[repo] = open_repo(repo, self.cfg.data_dir / "mirrors", key)
-            elif refresh and entry[1]:
+            # also on first open: a mirror left by an earlier run (a restart, `ingest`) is stale
+            if refresh and entry[1]:
                 fetch(entry[0])
             return entry[0]
 

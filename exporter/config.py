@@ -338,9 +338,9 @@ def _gitops(r: _Reader) -> GitOpsRepo:
     if poll < 1:
         raise ConfigError(r.key("poll_interval"), "must be at least 1s")
     rules = tuple(_manifest(m) for m in r.items("manifests"))
+    r.done()  # before the empty check: a typo such as `manifest:` must be named, not reported as missing
     if not rules:
         raise ConfigError(r.key("manifests"), "needs at least one rule")
-    r.done()
     return GitOpsRepo(repo, branch, poll, rules)
 
 

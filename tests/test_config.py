@@ -166,12 +166,12 @@ levels:
 
 
 def rule_for(template: str, tmp_path: Path) -> config.ManifestRule:
-    raw = {"gitops": [{"repo": "/srv/gitops", "manifests": [{"path": template, "yaml_key": "image.tag"}]}]}
+    rule: dict[str, Any] = {"path": template, "yaml_key": "image.tag"}
     if "{service}" not in template:
-        raw["gitops"][0]["manifests"][0]["service"] = "api"
+        rule["service"] = "api"
     if "{environment}" not in template:
-        raw["gitops"][0]["manifests"][0]["environment"] = "prod"
-    return config.parse(raw, {}, tmp_path).gitops[0].manifests[0]
+        rule["environment"] = "prod"
+    return config.parse({"gitops": [{"repo": "/srv/gitops", "manifests": [rule]}]}, {}, tmp_path).gitops[0].manifests[0]
 
 
 @pytest.mark.parametrize(

@@ -160,9 +160,7 @@ def promtool() -> str:
 
 
 def run_promtool(promtool: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [promtool, *map(str, args)], capture_output=True, text=True, timeout=300, check=False
-    )
+    return subprocess.run([promtool, *map(str, args)], capture_output=True, text=True, timeout=300, check=False)
 
 
 # --- promtool ------------------------------------------------------------------------------------
@@ -189,16 +187,12 @@ def test_promtool_unit_tests_report_a_wrong_expectation(promtool: str, tmp_path:
         "tests": [
             {
                 "interval": "1m",
-                "input_series": [
-                    {"series": 'dora_sync_failing{service="a",environment="prod"}', "values": "0x10"}
-                ],
+                "input_series": [{"series": 'dora_sync_failing{service="a",environment="prod"}', "values": "0x10"}],
                 "alert_rule_test": [
                     {
                         "eval_time": "10m",
                         "alertname": "DoraSyncFailed",
-                        "exp_alerts": [
-                            {"exp_labels": {"severity": "critical", "service": "a", "environment": "prod"}}
-                        ],
+                        "exp_alerts": [{"exp_labels": {"severity": "critical", "service": "a", "environment": "prod"}}],
                     }
                 ],
             }
@@ -235,8 +229,7 @@ def test_alert_is_unit_tested_firing_and_not_firing(alertname: str) -> None:
     # A "not firing" check before `for` has elapsed proves little: require one after it.
     hold = parse_duration(ALERTS[alertname]["for"])
     assert any(at >= hold for _, at in coverage.quiet), (
-        f"{alertname}: every not-firing case is evaluated before `for` ({hold:.0f}s) elapsed: "
-        f"{coverage.quiet}"
+        f"{alertname}: every not-firing case is evaluated before `for` ({hold:.0f}s) elapsed: {coverage.quiet}"
     )
 
 

@@ -69,6 +69,8 @@ class Daemon:
         PlatformCollector(registry=self.registry)
         self.ingesters = [GitOpsIngester(cfg, g, self.store, self.repos) for g in cfg.gitops]
         self._compute_lock = threading.Lock()
+        self._live_lock = threading.Lock()
+        self._live: dict[PairKey, snapshot.LiveState] = {}
         self._busy = threading.Lock()
         self.http: HttpApp | None = None
 
@@ -80,6 +82,8 @@ class Daemon:
     def recompute(self, now: datetime | None = None) -> snapshot.Snapshot:
         """Rebuild the served snapshot from the store (after ingest, never per scrape)."""
         with self._compute_lock:
+            with self._live_lock:
+                live = dict(self._live)
             snap = snapshot.build(
                 self.store.histories(self.cfg.change_start),
                 self.known_pairs(),
@@ -87,9 +91,27 @@ class Daemon:
                 [(w.label, w.seconds) for w in self.cfg.windows],
                 self.cfg.thresholds,
                 self.store.unmatched_counts(),
+                live,
             )
             self.holder.set(snap)
             return snap
+
+    def set_live_state(
+        self, service: str, environment: str, *, sync_failing: bool | None = None, degraded: bool | None = None
+    ) -> snapshot.Snapshot:
+        """Record the live state of one pair (``None`` keeps a value) and republish the snapshot.
+
+        The Argo CD source will call this when an Application's sync or health changes. Thread-safe:
+        the snapshot published last always includes the latest state of every pair.
+        """
+        key = PairKey(service, environment)
+        with self._live_lock:
+            old = self._live.get(key, snapshot.LiveState())
+            self._live[key] = snapshot.LiveState(
+                sync_failing=old.sync_failing if sync_failing is None else sync_failing,
+                degraded=old.degraded if degraded is None else degraded,
+            )
+        return self.recompute()
 
     def poll_gitops(self, ing: GitOpsIngester, progress: bool = False) -> IngestResult | None:
         """One guarded poll: errors are logged and counted, never raised into the scheduler."""

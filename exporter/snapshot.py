@@ -62,6 +62,18 @@ class Histogram:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveState:
+    """The current state of one pair's running app, as opposed to its history.
+
+    The Argo CD source will report it (latest sync operation Failed/Error, health Degraded);
+    it is served as ``dora_sync_failing`` and ``dora_degraded``.
+    """
+
+    sync_failing: bool = False
+    degraded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PairSnapshot:
     key: PairKey
     deployments_total: int
@@ -94,8 +106,14 @@ def build(
     windows: Sequence[tuple[str, float]],
     thresholds: Thresholds,
     unmatched: Mapping[tuple[str, str], int] | None = None,
+    live: Mapping[PairKey, LiveState] | None = None,
 ) -> Snapshot:
-    """Everything ``/metrics`` serves, for every pair seen or configured."""
+    """Everything ``/metrics`` serves, for every pair seen or configured.
+
+    ``live`` fills ``sync_failing``/``degraded``; a pair missing from it is healthy, and a live
+    state of a pair neither seen nor configured is not served (labels stay bounded).
+    """
+    live = live or {}
     keys = sorted(set(histories) | set(known_pairs), key=lambda k: (k.service, k.environment))
     pairs = []
     for key in keys:
@@ -109,6 +127,7 @@ def build(
             elif f.deployment_id not in failed_ids[f.reason]:
                 failed_ids[f.reason].add(f.deployment_id)
                 by_reason[f.reason] += 1
+        state = live.get(key, LiveState())
         restores = [(f.restored_at - f.started_at).total_seconds() for f in h.failures if f.restored_at is not None]
         pairs.append(
             PairSnapshot(
@@ -122,6 +141,8 @@ def build(
                 levels={label: s.levels(thresholds) for label, s in stats.items()},
                 last_deployment_ts=max((d.deployed_at.timestamp() for d in h.deployments), default=None),
                 failure_open=any(f.restored_at is None for f in h.failures),
+                sync_failing=state.sync_failing,
+                degraded=state.degraded,
             )
         )
     return Snapshot(now, tuple(pairs), dict(unmatched or {}))

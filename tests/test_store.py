@@ -1,0 +1,357 @@
+"""The SQLite store: migrations, WAL, restart idempotence, and convergence after ``kill -9`` mid-ingest."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exporter.demo import generate
+from exporter.errors import StoreError
+from exporter.store import Store
+from exporter.store.schema import MIGRATIONS
+from tests.gitrepo import HOUR, MINUTE, T0, Exporter, GitRepo, manifest, values_yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TABLES = {"deployments", "changes", "failures", "unmatched", "gitops_state", "cursors"}
+
+Rows = dict[str, list[tuple[Any, ...]]]
+
+
+def natural_rows(db: Path) -> Rows:
+    """Every table as sorted tuples of natural data: no row ids, no wall-clock bookkeeping."""
+    conn = sqlite3.connect(db)
+    try:
+        q = conn.execute
+        return {
+            "deployments": sorted(
+                q(
+                    "SELECT service, environment, version, deployed_at, source, natural_key, manifest_repo, "
+                    "manifest_commit, commit_sha, message, rework, baseline FROM deployments"
+                )
+            ),
+            "changes": sorted(
+                q(
+                    "SELECT c.service, c.environment, c.sha, d.natural_key, c.author_time, c.commit_time, c.subject "
+                    "FROM changes c JOIN deployments d ON d.id = c.deployment_id"
+                )
+            ),
+            "failures": sorted(
+                q(
+                    "SELECT f.service, f.environment, f.reason, f.started_at, f.restored_at, f.detail, "
+                    "failed.natural_key, restorer.natural_key FROM failures f "
+                    "LEFT JOIN deployments failed ON failed.id = f.deployment_id "
+                    "LEFT JOIN deployments restorer ON restorer.id = f.restored_by"
+                )
+            ),
+            "unmatched": sorted(q("SELECT source, reason, key, detail FROM unmatched")),
+            "gitops_state": sorted(q("SELECT repo, service, environment, value FROM gitops_state")),
+            "cursors": sorted(q("SELECT name, value FROM cursors")),
+        }
+    finally:
+        conn.close()
+
+
+def raw_rows(db: Path) -> Rows:
+    """Every table exactly as stored, ids included (for the same database before and after a restart)."""
+    conn = sqlite3.connect(db)
+    try:
+        out = {}
+        for table in sorted(TABLES):
+            columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+            if table == "cursors":
+                columns.remove("updated_at")
+            if table == "unmatched":
+                columns.remove("first_seen")
+            out[table] = sorted(conn.execute(f"SELECT {', '.join(columns)} FROM {table}"))
+        return out
+    finally:
+        conn.close()
+
+
+# -- schema --------------------------------------------------------------------------------------
+
+
+def test_migrations_set_user_version_and_wal(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "dora.db"
+    store = Store(path)
+    try:
+        assert store.schema_version == len(MIGRATIONS) == 1
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert tables == TABLES
+        with store.transaction() as tx:
+            tx.set_cursor("probe", "abc")
+    finally:
+        store.close()
+
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent in the file
+    finally:
+        conn.close()
+
+    reopened = Store(path)  # a second open migrates nothing and keeps the data
+    try:
+        assert reopened.schema_version == 1
+        assert reopened.cursor("probe") == "abc"
+    finally:
+        reopened.close()
+
+
+def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dora.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+
+    with pytest.raises(StoreError, match="newer than this version knows"):
+        Store(path)
+
+
+def test_a_failed_write_transaction_leaves_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "dora.db")
+    try:
+        with pytest.raises(RuntimeError), store.transaction() as tx:
+            tx.set_cursor("gitops:x", "abc")
+            raise RuntimeError("crash mid-batch")
+        assert store.cursor("gitops:x") is None
+        with store.transaction() as tx:  # the writer is usable again
+            tx.set_cursor("gitops:x", "def")
+        assert store.cursor("gitops:x") == "def"
+    finally:
+        store.close()
+
+
+# -- restart idempotence -------------------------------------------------------------------------
+
+
+@dataclass
+class Busy:
+    """A GitOps repo with changes, a rollback, an unresolved tag and a malformed manifest."""
+
+    source: GitRepo
+    gitops: GitRepo
+    s: list[str]  # source commits s1, s2, s3
+    c: list[str]  # gitops commits
+
+
+@pytest.fixture
+def busy(tmp_path: Path) -> Busy:
+    src = GitRepo(tmp_path / "source")
+    s = [src.commit(f"change {i}", T0 - (4 - i) * HOUR, {"app/a.py": f"{i}\n"}) for i in (1, 2, 3)]
+    ops = GitRepo(tmp_path / "gitops")
+    api, web = manifest("api"), manifest("web")
+    c = [
+        ops.commit("Bootstrap", T0, {api: values_yaml(s[0][:7]), web: values_yaml("w1")}),
+        ops.commit("Release api", T0 + HOUR, {api: values_yaml(s[2][:7])}),
+        ops.commit("Hold api at s2", T0 + 3 * HOUR, {api: values_yaml(s[1][:7])}),
+        ops.commit("Broken web", T0 + 4 * HOUR, {web: "image: [\n"}),
+        ops.commit("Local api build", T0 + 5 * HOUR, {api: values_yaml("0badc0de")}),
+        ops.commit("Release", T0 + 6 * HOUR, {api: values_yaml(s[2][:7]), web: values_yaml("w2")}),
+    ]
+    return Busy(src, ops, s, c)
+
+
+def _exporter(tmp_path: Path, busy: Busy) -> Exporter:
+    return Exporter(tmp_path, busy.gitops.url, services=[{"name": "api", "repo": busy.source.url, "paths": ["app/"]}])
+
+
+def _assert_busy(e: Exporter, busy: Busy) -> None:
+    s, c = busy.s, busy.c
+    assert e.deployments("api") == [
+        (s[0][:7], T0, c[0], s[0], True, False),
+        (s[2][:7], T0 + HOUR, c[1], s[2], False, False),
+        (s[1][:7], T0 + 3 * HOUR, c[2], s[1], False, True),
+        ("0badc0de", T0 + 5 * HOUR, c[4], None, False, False),
+        (s[2][:7], T0 + 6 * HOUR, c[5], s[2], False, False),
+    ]
+    assert e.deployments("web") == [
+        ("w1", T0, c[0], None, True, False),
+        ("w2", T0 + 6 * HOUR, c[5], None, False, False),
+    ]
+    assert e.change_shas("api") == [[], [s[1], s[2]], [], [], []]  # s3 is not counted again at "Release"
+    api = e.store.deployments("api")
+    assert [(f.deployment_id, f.restored_by, f.detail) for f in e.store.failures()] == [
+        (api[1].id, api[2].id, "ancestor")
+    ]
+    assert e.store.unmatched_counts() == {("gitops", "malformed_manifest"): 1, ("gitops", "unresolved_tag"): 1}
+
+
+def test_restart_is_idempotent(tmp_path: Path, busy: Busy) -> None:
+    e = _exporter(tmp_path, busy)
+    first = e.poll()
+    assert (first.commits, first.deployments, first.skips) == (6, 7, 2)
+    _assert_busy(e, busy)
+    e.close()
+    before = raw_rows(e.cfg.store_path)
+
+    e2 = _exporter(tmp_path, busy)
+    try:
+        again = e2.poll()
+        assert (again.commits, again.deployments, again.skips) == (0, 0, 0)
+        _assert_busy(e2, busy)
+    finally:
+        e2.close()
+
+    assert raw_rows(e.cfg.store_path) == before
+
+
+def test_replaying_the_whole_history_over_existing_rows_changes_nothing(tmp_path: Path, busy: Busy) -> None:
+    e = _exporter(tmp_path, busy)
+    try:
+        e.poll()
+        before = raw_rows(e.cfg.store_path)
+        with e.store.transaction() as tx:  # forget how far we got, as if every batch had to be redone
+            tx.conn.execute("DELETE FROM cursors")
+            tx.conn.execute("DELETE FROM gitops_state")
+
+        replay = e.poll()
+
+        assert (replay.commits, replay.deployments, replay.skips) == (6, 0, 0)
+        _assert_busy(e, busy)
+    finally:
+        e.close()
+    assert raw_rows(e.cfg.store_path) == before
+
+
+# -- kill -9 mid-ingest --------------------------------------------------------------------------
+
+DEMO_DAYS = 80  # 689 manifest commits: more than one batch of BATCH_COMMITS (500)
+DEMO_END = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _config(out: Path, name: str) -> Path:
+    """The demo's config with its own store; two of its five services resolve tags (the rest keep it fast)."""
+    raw = yaml.safe_load((out / "dora.yaml").read_text())
+    raw["services"] = raw["services"][:2]
+    raw["store"] = {"path": str(out / name / "dora.db")}
+    raw["data_dir"] = str(out / name)
+    raw["log"] = {"level": "warning", "format": "json"}
+    path = out / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _ingest(config: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "exporter.cli", "ingest", "--config", str(config)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _committed_cursor(db: Path, proc: subprocess.Popen[bytes], deadline: float) -> str:
+    """Wait (bounded) until the ingest has committed at least one batch; returns that cursor."""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"ingest ended (rc {proc.returncode}) before it could be killed mid-way")
+        if db.exists():
+            try:
+                conn = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=0.05)
+                try:
+                    row = conn.execute("SELECT value FROM cursors").fetchone()
+                finally:
+                    conn.close()
+            except sqlite3.OperationalError:
+                row = None  # not migrated yet, or busy
+            if row is not None:
+                return str(row[0])
+        time.sleep(0.01)  # a short poll interval of the bounded wait, not a wait for an event
+    raise AssertionError("no batch committed before the deadline")
+
+
+def test_kill_9_mid_ingest_then_resume_equals_an_uninterrupted_ingest(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    generate.generate(out, seed=3, days=DEMO_DAYS, end=DEMO_END)
+    generate.write_config(out, "127.0.0.1:0")
+    head = GitRepo(out / "minishop").sha()
+    killed_cfg, fresh_cfg = _config(out, "killed"), _config(out, "fresh")
+    killed_db, fresh_db = out / "killed" / "dora.db", out / "fresh" / "dora.db"
+
+    fresh = _ingest(fresh_cfg)  # the reference, in parallel
+    victim = _ingest(killed_cfg)
+    try:
+        cursor = _committed_cursor(killed_db, victim, time.monotonic() + 60)
+        os.kill(victim.pid, signal.SIGKILL)
+    finally:
+        victim.kill()
+        victim.communicate()
+    assert victim.returncode == -signal.SIGKILL
+    assert cursor != head, "the first batch was already the whole history"
+
+    conn = sqlite3.connect(killed_db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        (partial,) = conn.execute("SELECT COUNT(*) FROM deployments").fetchone()
+        (stored_cursor,) = conn.execute("SELECT value FROM cursors").fetchone()
+    finally:
+        conn.close()
+    assert stored_cursor != head
+    assert partial > 0
+
+    resumed = _ingest(killed_cfg)
+    _, resumed_err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, resumed_err.decode()
+    _, fresh_err = fresh.communicate(timeout=120)
+    assert fresh.returncode == 0, fresh_err.decode()
+
+    killed_rows, fresh_rows = natural_rows(killed_db), natural_rows(fresh_db)
+    assert killed_rows == fresh_rows
+    assert killed_rows["cursors"] == [(killed_rows["cursors"][0][0], head)]
+    assert partial < len(fresh_rows["deployments"])
+    # the history is rich enough for the comparison to mean something (seed 3, fixed end)
+    assert {table: len(rows) for table, rows in fresh_rows.items()} == {
+        "deployments": 2184,
+        "changes": 430,
+        "failures": 7,
+        "unmatched": 0,
+        "gitops_state": 15,
+        "cursors": 1,
+    }
+
+
+def test_cli_ingest_twice_converges(tmp_path: Path) -> None:
+    """``dora-exporter ingest`` run twice: the second run finds nothing new and leaves every row as it is."""
+    repo = GitRepo(tmp_path / "gitops")
+    for i in range(5):
+        repo.commit(f"Release {i}", T0 + i * 10 * MINUTE, {manifest("api"): values_yaml(f"v{i + 1}")})
+    cfg = tmp_path / "dora.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "store": {"path": str(tmp_path / "dora.db")},
+                "log": {"level": "warning", "format": "json"},
+                "gitops": [
+                    {
+                        "repo": repo.url,
+                        "manifests": [{"path": "apps/{service}/{environment}/values.yaml", "yaml_key": "image.tag"}],
+                    }
+                ],
+            }
+        )
+    )
+    for _ in range(2):
+        proc = _ingest(cfg)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+        rows = natural_rows(tmp_path / "dora.db")
+        assert [(r[2], r[3]) for r in rows["deployments"]] == [
+            (f"v{i + 1}", float(T0 + i * 10 * MINUTE)) for i in range(5)
+        ]

@@ -18,18 +18,20 @@ def wait_until(
     timeout: float,
     interval: float = 0.05,
     message: str = "condition",
+    retry_on: tuple[type[Exception], ...] = (OSError,),
 ) -> T:
     """Call ``condition`` until it returns a truthy value and return that value.
 
-    Exceptions of the condition count as "not yet" (a server still starting refuses connections);
-    the last one is chained to the ``WaitTimeout`` raised when ``timeout`` seconds have passed.
+    Exceptions in ``retry_on`` count as "not yet" (a server still starting refuses connections);
+    the last one is chained to the ``WaitTimeout`` raised when ``timeout`` seconds have passed. Any
+    other exception (an assertion that the process died) propagates at once.
     """
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
     while True:
         try:
             value = condition()
-        except Exception as exc:
+        except retry_on as exc:
             last_exc = exc
         else:
             if value:

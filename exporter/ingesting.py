@@ -108,9 +108,8 @@ class GitOpsIngester:
         head = git.resolve(f"refs/heads/{self.repo.branch}") or git.resolve(self.repo.branch)
         if head is None:
             raise SourceError("gitops", "branch_missing", f"branch {self.repo.branch} not found in {self.repo.repo}")
-        for svc in self.cfg.services:  # tags may point at commits fetched only now
-            if svc.repo and svc.repo != self.repo.repo:
-                self.repos.get(svc.repo, _service_key(svc.repo), refresh=True)
+        for repo in dict.fromkeys(s.repo for s in self.cfg.services if s.repo and s.repo != self.repo.repo):
+            self.repos.get(repo, _service_key(repo), refresh=True)  # tags may point at commits fetched only now
         cursor = self.store.cursor(self.cursor_name)
         result = IngestResult(head)
         if cursor == head:
@@ -120,29 +119,50 @@ class GitOpsIngester:
             return self._reconcile(git, extractor, cursor, head, result)
         rev_range = f"{cursor}..{head}" if cursor else head
         total = git.count(rev_range, [r.pathspec for r in self.repo.manifests]) if progress else 0
-        commits = _Chunks(gitops.read_commits(git, self.repo, extractor, rev_range))
+        commits = gitops.read_commits(git, self.repo, extractor, rev_range)
         state = self.store.gitops_state(self.repo.key)
-        while True:
-            batch = commits.next_batch()
-            with self.store.transaction() as tx:
-                last = None
-                for commit in batch:
-                    self._apply(tx, git, commit, state, result, None)
-                    last = commit.commit
-                    result.commits += 1
-                    if stop.is_set():
-                        break
-                done = commits.exhausted and not stop.is_set()
+        try:
+            while True:
+                done = self._batch(git, commits, state, head, stop, result)
+                if progress:
+                    progress(result.commits, total)
+                if done:
+                    return result
+                if stop.is_set():
+                    result.stopped = True
+                    return result
+        finally:
+            commits.close()
+
+    def _batch(
+        self,
+        git: Git,
+        commits: Iterator[gitops.CommitValues],
+        state: gitops.PairState,
+        head: str,
+        stop: threading.Event,
+        result: IngestResult,
+    ) -> bool:
+        """One transaction: up to ``BATCH_COMMITS`` commits or ``BATCH_SECONDS`` of work (git calls
+        included), then the state and the cursor of the last applied commit. True once the stream ends."""
+        deadline = time.monotonic() + BATCH_SECONDS
+        with self.store.transaction() as tx:
+            last: str | None = None
+            exhausted = False
+            for _ in range(BATCH_COMMITS):
+                if stop.is_set() or time.monotonic() > deadline:
+                    break
+                commit = next(commits, None)
+                if commit is None:
+                    exhausted = True
+                    break
+                self._apply(tx, git, commit, state, result, None)
+                last = commit.commit
+                result.commits += 1
+            if exhausted or last is not None:
                 tx.set_gitops_state(self.repo.key, state)
-                tx.set_cursor(self.cursor_name, head if done else (last or cursor or head))
-            if progress:
-                progress(result.commits, total)
-            if stop.is_set() and not done:
-                result.stopped = True
-                commits.close()
-                return result
-            if done:
-                return result
+                tx.set_cursor(self.cursor_name, head if exhausted else str(last))
+        return exhausted
 
     def _reconcile(
         self, git: Git, extractor: gitops.Extractor, cursor: str, head: str, result: IngestResult
@@ -261,27 +281,3 @@ class GitOpsIngester:
             )
             tx.mark_rework(dep_id)
         return True
-
-
-class _Chunks:
-    """Batches from a commit stream: ``BATCH_COMMITS`` commits or ``BATCH_SECONDS``, whichever first."""
-
-    def __init__(self, commits: Iterator[gitops.CommitValues]) -> None:
-        self._commits = commits
-        self.exhausted = False
-
-    def next_batch(self) -> list[gitops.CommitValues]:
-        out: list[gitops.CommitValues] = []
-        deadline = time.monotonic() + BATCH_SECONDS
-        while len(out) < BATCH_COMMITS and time.monotonic() <= deadline:
-            c = next(self._commits, None)
-            if c is None:
-                self.exhausted = True
-                break
-            out.append(c)
-        return out
-
-    def close(self) -> None:
-        close = getattr(self._commits, "close", None)
-        if close is not None:
-            close()

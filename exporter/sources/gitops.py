@@ -9,7 +9,7 @@ changes nothing, because the state is kept per (service, environment), not per f
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -119,7 +119,9 @@ def _parse_raw(line: str) -> _Entry | None:
     return _Entry(fields[4][0], fields[3], path)
 
 
-def read_commits(git: Git, repo: GitOpsRepo, extractor: Extractor, rev_range: str) -> Iterator[CommitValues]:
+def read_commits(
+    git: Git, repo: GitOpsRepo, extractor: Extractor, rev_range: str
+) -> Generator[CommitValues, None, None]:
     """Stream the values set by each first-parent commit in ``rev_range``, oldest first."""
     args = [
         "log",

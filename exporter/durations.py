@@ -16,6 +16,8 @@ def parse_duration(text: str | int | float) -> float:
         if text < 0:
             raise ValueError(f"negative duration: {text!r}")
         return float(text)
+    if not isinstance(text, str):  # YAML null, a list or a mapping where a duration belongs
+        raise ValueError(f"not a duration: {text!r}")
     s = text.strip()
     if not s:
         raise ValueError("empty duration")

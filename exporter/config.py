@@ -382,6 +382,10 @@ def _thresholds(r: _Reader) -> tuple[str, Thresholds]:
                 return parse_duration(v)
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise TypeError("must be a number")
+            if m is Metric.CHANGE_FAILURE_RATE and not 0 <= v <= 1:
+                raise ValueError(f"must be a ratio between 0 and 1 (15 % is 0.15), got {v!r}")
+            if v < 0:
+                raise ValueError(f"must not be negative, got {v!r}")
             return float(v)
 
         b = Bounds(*(section.convert(level, num, None) for level in ("elite", "high", "medium")))

@@ -296,6 +296,24 @@ RULE = "gitops:\n  - repo: /srv/gitops\n    manifests:\n      - "
             "levels.custom.lead_times",
             id="custom-unknown-metric",
         ),
+        pytest.param(
+            "levels: {preset: custom, custom: {lead_time: {elite: 1h, high: 1d}}}\n",
+            "levels.custom.lead_time.medium",
+            id="custom-missing-level",
+        ),
+        pytest.param(
+            "levels: {preset: custom, custom: {change_failure_rate: {elite: 5, high: 10, medium: 15}}}\n",
+            "levels.custom.change_failure_rate.elite",
+            id="custom-ratio-as-percent",
+        ),
+        pytest.param(
+            "levels: {preset: custom, custom: {deployment_frequency: {elite: 1, high: 0.5, medium: -1}}}\n",
+            "levels.custom.deployment_frequency.medium",
+            id="custom-negative-frequency",
+        ),
+        pytest.param("failure_window: null\n", "failure_window", id="null-duration"),
+        pytest.param("failure_window: [1h]\n", "failure_window", id="list-duration"),
+        pytest.param("windows: [7d, null]\n", "windows[1]", id="null-window"),
         pytest.param("revert_pattern: '(unclosed'\n", "revert_pattern", id="bad-revert-pattern"),
         pytest.param("change_start: merge_time\n", "change_start", id="bad-change-start"),
         pytest.param("http: {listen: localhost}\n", "http.listen", id="listen-without-port"),
@@ -400,6 +418,7 @@ def cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProce
     ("text", "key"),
     [
         ("failure_window: 1 hour\n", "failure_window"),
+        ("levels: {preset: custom, custom: {lead_time: {elite: 1h, high: 1d}}}\n", "levels.custom.lead_time.medium"),
         ("gitops:\n  - repo: /srv/gitops\n    manifest: []\n", "gitops[0].manifest"),
     ],
 )
@@ -408,6 +427,7 @@ def test_check_config_bad_exits_2_naming_the_key(text: str, key: str, tmp_path: 
     p = cli("check-config", "--config", "bad.yaml", cwd=tmp_path, env={})
     assert p.returncode == 2, p.stderr
     assert p.stdout == ""
+    assert "Traceback" not in p.stderr
     assert re.search(rf"config error: {re.escape(key)}: ", p.stderr), p.stderr
 
 

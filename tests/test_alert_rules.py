@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.metric_names import EXPORTER_METRICS
+
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "alerts" / "dora-rules.yaml"
 UNIT_TESTS = sorted((REPO / "alerts" / "tests").glob("*.yaml"))
@@ -41,37 +43,8 @@ REQUIRED_ALERTS = {
     "DoraGitHubRateLimitLow": "warning",
 }
 
-# The exporter's metric surface (docs: DESIGN §3 and the self-metrics), plus Prometheus' `up`.
-KNOWN_METRICS = {
-    "dora_deployments_total",
-    "dora_deployment_failures_total",
-    "dora_changes_total",
-    "dora_lead_time_seconds_bucket",
-    "dora_lead_time_seconds_count",
-    "dora_lead_time_seconds_sum",
-    "dora_time_to_restore_seconds_bucket",
-    "dora_time_to_restore_seconds_count",
-    "dora_time_to_restore_seconds_sum",
-    "dora_deployment_frequency_per_day",
-    "dora_lead_time_median_seconds",
-    "dora_change_failure_ratio",
-    "dora_time_to_restore_median_seconds",
-    "dora_rework_ratio",
-    "dora_performance_level",
-    "dora_last_deployment_timestamp_seconds",
-    "dora_sync_failing",
-    "dora_degraded",
-    "dora_failure_open",
-    "dora_exporter_source_up",
-    "dora_exporter_source_last_success_timestamp_seconds",
-    "dora_exporter_source_errors_total",
-    "dora_exporter_unmatched_total",
-    "dora_exporter_build_info",
-    "dora_exporter_github_rate_limit_remaining",
-    "dora_exporter_scrape_duration_seconds",
-    "dora_exporter_ingest_duration_seconds",
-    "up",
-}
+# The exporter's metric surface, plus Prometheus' `up`.
+KNOWN_METRICS = EXPORTER_METRICS | {"up"}
 
 METRIC_NAME = re.compile(r"\b(dora_[a-z0-9_]+|up)\b(?!\s*\()")
 RECORDED_NAME = re.compile(r"\bdora:[a-z0-9_:]+")

@@ -55,6 +55,16 @@ class Git:
     def _cmd(self, args: Sequence[str]) -> list[str]:
         return ["git", "-C", str(self.path), "-c", "core.quotepath=off", *args]
 
+    def _pipe(self, mode: str) -> subprocess.Popen[bytes]:
+        """A long-lived ``cat-file`` process answering one object name per line."""
+        return subprocess.Popen(
+            self._cmd(["cat-file", mode]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_ENV,
+        )
+
     def run(self, *args: str, check: bool = True, timeout: float = 600) -> str:
         """Run one git command and return its stdout; failures become ``SourceError``."""
         try:
@@ -104,13 +114,7 @@ class Git:
         with self._check_lock:
             proc = self._check
             if proc is None or proc.poll() is not None:
-                proc = self._check = subprocess.Popen(
-                    self._cmd(["cat-file", "--batch-check"]),
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                    env=_ENV,
-                )
+                proc = self._check = self._pipe("--batch-check")
             assert proc.stdin is not None and proc.stdout is not None
             try:
                 proc.stdin.write(f"{rev}^{{commit}}\n".encode())
@@ -169,13 +173,7 @@ class Git:
         with self._batch_lock:
             proc = self._batch
             if proc is None or proc.poll() is not None:
-                proc = self._batch = subprocess.Popen(
-                    self._cmd(["cat-file", "--batch"]),
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                    env=_ENV,
-                )
+                proc = self._batch = self._pipe("--batch")
             stdin, stdout = proc.stdin, proc.stdout
             assert stdin is not None and stdout is not None
             try:
@@ -194,24 +192,23 @@ class Git:
 
     def _close_batch(self) -> None:
         proc, self._batch = self._batch, None
-        if proc is not None:
-            for pipe in (proc.stdin, proc.stdout):
-                if pipe:
-                    pipe.close()
-            proc.kill()
-            proc.wait()
+        _end(proc)
 
     def close(self) -> None:
         with self._batch_lock:
             self._close_batch()
         with self._check_lock:
             proc, self._check = self._check, None
-            if proc is not None:
-                for pipe in (proc.stdin, proc.stdout):
-                    if pipe:
-                        pipe.close()
-                proc.kill()
-                proc.wait()
+            _end(proc)
+
+
+def _end(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None:
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe:
+                pipe.close()
+        proc.kill()
+        proc.wait()
 
 
 def _read_exact(stream: IO[bytes], size: int) -> bytes:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from exporter.config import Config, GitOpsRepo
+from exporter.config import Config, GitOpsRepo, _redact_url
 from exporter.correlate import Transition, rollback_kind, tag_commit_candidate
 from exporter.errors import SourceError
 from exporter.model import DeploymentSource, FailureReason, ManifestValue, Skip
@@ -107,7 +107,8 @@ class GitOpsIngester:
         git = self.repos.get(self.repo.repo, self.repo.key, refresh=True)
         head = git.resolve(f"refs/heads/{self.repo.branch}") or git.resolve(self.repo.branch)
         if head is None:
-            raise SourceError("gitops", "branch_missing", f"branch {self.repo.branch} not found in {self.repo.repo}")
+            where = _redact_url(self.repo.repo)  # a clone URL may carry a token: never into logs or the landing page
+            raise SourceError("gitops", "branch_missing", f"branch {self.repo.branch} not found in {where}")
         for repo in dict.fromkeys(s.repo for s in self.cfg.services if s.repo and s.repo != self.repo.repo):
             self.repos.get(repo, _service_key(repo), refresh=True)  # tags may point at commits fetched only now
         cursor = self.store.cursor(self.cursor_name)

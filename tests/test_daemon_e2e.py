@@ -401,3 +401,18 @@ def test_interrupted_first_ingest_resumes_without_double_counting(
     assert before < ingested.commits, "the daemon was not interrupted"
     assert before + after == ingested.commits, (before, after)
     assert Demo(demo.dir, d.config, demo.truth).report() == ingested.report
+
+
+def test_credentials_in_a_clone_url_never_reach_the_logs(demo: Demo, tmp_path: Path) -> None:
+    """A clone URL with credentials, mirrored for real (``file://`` takes userinfo like ``https://``),
+    with a branch that does not exist: the error is logged, the token is not."""
+    raw = yaml.safe_load(demo.config.read_text())
+    raw["store"]["path"] = str(tmp_path / "dora.db")
+    raw["gitops"][0]["repo"] = f"file://user:tok3n@localhost{demo.dir / 'minishop'}"
+    raw["gitops"][0]["branch"] = "no-such-branch"
+    cfg = tmp_path / "dora.yaml"
+    cfg.write_text(yaml.safe_dump(raw, sort_keys=False))
+    p = cli("ingest", "--config", str(cfg))
+    assert p.returncode == 1, p.stderr
+    assert "branch_missing" in p.stderr
+    assert "tok3n" not in p.stdout + p.stderr

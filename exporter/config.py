@@ -294,9 +294,12 @@ def _regex(value: Any) -> re.Pattern[str]:
 
 
 def _path_regex(template: str) -> re.Pattern[str]:
-    """``{service}``/``{environment}`` match within one path segment; ``*`` too; the rest is literal."""
+    """``{service}``/``{environment}`` match within one path segment; ``*`` too; the rest is literal.
+
+    ``{service}`` is greedy and ``{environment}`` is not: in ``{service}-{environment}`` the hyphens
+    go to the service (``user-service-prod``), since environments rarely carry them."""
     out = []
-    pieces = {"{service}": r"(?P<service>[^/]+?)", "{environment}": r"(?P<environment>[^/]+?)", "*": r"[^/]*"}
+    pieces = {"{service}": r"(?P<service>[^/]+)", "{environment}": r"(?P<environment>[^/]+?)", "*": r"[^/]*"}
     for piece in re.split(r"(\{service\}|\{environment\}|\*)", template):
         out.append(pieces.get(piece) or re.escape(piece))
     return re.compile("".join(out) + r"\Z")

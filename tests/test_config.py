@@ -476,3 +476,12 @@ def test_check_config_redacts_secrets(tmp_path: Path) -> None:
         "deploy/{environment}.env",
     ]
     assert doc["store"]["path"] == str(tmp_path / "state" / "dora.db")
+
+
+def test_service_takes_the_longest_match_when_both_share_a_segment() -> None:
+    """Service names carry hyphens far more often than environment names do."""
+    from exporter.config import _path_regex
+
+    m = _path_regex("apps/{service}-{environment}.yaml").match("apps/user-service-prod.yaml")
+    assert m is not None
+    assert (m.group("service"), m.group("environment")) == ("user-service", "prod")

@@ -46,7 +46,7 @@ main() {
     fi
 
     mkdir -p "$CACHE"
-    B=(buildah --root "$CACHE/storage" --runroot "/run/dora-exporter-buildah" --storage-driver vfs)
+    B=(buildah --root "$CACHE/storage" --runroot "$CACHE/runroot" --storage-driver vfs)
 
     # --- the stand-in base image --------------------------------------------------------------------------
     base_name="$(sed -n 's/^ARG PYTHON_IMAGE=//p' Dockerfile | head -n 1)"

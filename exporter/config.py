@@ -118,6 +118,70 @@ class Secrets:
 
 
 @dataclass(frozen=True)
+class IncidentService:
+    """How an incident issue names its service: a label, or a title pattern."""
+
+    service: str
+    label: str | None
+    title_pattern: re.Pattern[str] | None
+
+
+@dataclass(frozen=True)
+class GitHubIncidents:
+    repos: tuple[str, ...] = ()
+    label: str = "incident"
+    failure_window: float = 24 * 3600.0
+    environment: str | None = None
+    services: tuple[IncidentService, ...] = ()
+
+
+@dataclass(frozen=True)
+class GitHubConfig:
+    """The ``github:`` section; secrets (token, App key, webhook secret) come from ``Secrets``."""
+
+    enabled: bool = False
+    base_url: str = "https://api.github.com"
+    poll_interval: float = 300.0
+    budget: float = 30.0
+    timeout: float = 10.0
+    max_rate_limit_wait: float = 60.0
+    retries: int = 3
+    app_installation_id: int | None = None
+    lead_time_phases: bool = False
+    incidents: GitHubIncidents = field(default_factory=GitHubIncidents)
+
+    def redacted(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "base_url": _redact_url(self.base_url),
+            "poll_interval": f"{self.poll_interval:g}s",
+            "budget": f"{self.budget:g}s",
+            "timeout": f"{self.timeout:g}s",
+            "max_rate_limit_wait": f"{self.max_rate_limit_wait:g}s",
+            "retries": self.retries,
+            "app_installation_id": self.app_installation_id,
+            "lead_time_phases": self.lead_time_phases,
+            "incidents": {
+                "repos": list(self.incidents.repos),
+                "label": self.incidents.label,
+                "failure_window": f"{self.incidents.failure_window:g}s",
+                "environment": self.incidents.environment,
+                "services": [
+                    {
+                        "service": m.service,
+                        "label": m.label,
+                        "title_pattern": m.title_pattern.pattern if m.title_pattern else None,
+                    }
+                    for m in self.incidents.services
+                ],
+            },
+        }
+
+
+GITHUB_REPO_PREFIX = "github:"
+
+
+@dataclass(frozen=True)
 class Config:
     store_path: Path
     data_dir: Path
@@ -139,6 +203,7 @@ class Config:
     environments: tuple[str, ...]
     secrets: Secrets
     source_path: Path | None = None
+    github: GitHubConfig = field(default_factory=GitHubConfig)
 
     def service(self, name: str) -> ServiceConfig | None:
         return next((s for s in self.services if s.name == name), None)
@@ -200,6 +265,7 @@ class Config:
                 }
                 for s in self.services
             ],
+            "github": self.github.redacted(),
             "secrets": {
                 name: ("<redacted>" if getattr(self.secrets, name) else "<unset>")
                 for name in Secrets.__dataclass_fields__
@@ -418,6 +484,73 @@ def _names(r: _Reader) -> Names:
     return Names(normalize, maps["services"], maps["environments"])
 
 
+def _github(r: _Reader, services: tuple[ServiceConfig, ...]) -> GitHubConfig:
+    enabled = r.typed("enabled", bool, False)
+    base_url = r.typed("base_url", str, "https://api.github.com").rstrip("/")
+    if not re.match(r"^https?://", base_url):
+        raise ConfigError(r.key("base_url"), "must be an http(s) URL")
+
+    def positive(name: str, default: str) -> float:
+        value = r.convert(name, parse_duration, default)
+        if value <= 0:
+            raise ConfigError(r.key(name), "must be positive")
+        return value
+
+    poll = positive("poll_interval", "5m")
+    budget = positive("budget", "30s")
+    timeout = positive("timeout", "10s")
+    max_wait = r.convert("max_rate_limit_wait", parse_duration, "60s")
+    if max_wait < 0:
+        raise ConfigError(r.key("max_rate_limit_wait"), "must not be negative")
+    retries = r.typed("retries", int, 3)
+    if not 0 <= retries <= 10:
+        raise ConfigError(r.key("retries"), "must be between 0 and 10")
+    installation = r.get("app_installation_id")
+    if installation is not None and (isinstance(installation, bool) or not isinstance(installation, int)):
+        raise ConfigError(r.key("app_installation_id"), "must be an integer")
+    phases = r.typed("lead_time_phases", bool, False)
+    inc = r.section("incidents")
+    repos_raw = inc.get("repos", []) or []
+    if not isinstance(repos_raw, list) or not all(isinstance(x, str) and _OWNER_NAME.match(x) for x in repos_raw):
+        raise ConfigError(inc.key("repos"), "must be a list of owner/name")
+    label = inc.typed("label", str, "incident")
+    window = inc.convert("failure_window", parse_duration, "24h")
+    if window <= 0:
+        raise ConfigError(inc.key("failure_window"), "must be positive")
+    env = inc.typed("environment", str, "") or None
+    names = {s.name for s in services}
+    mappings = []
+    for m in inc.items("services"):
+        svc = m.require("service")
+        if not isinstance(svc, str) or svc not in names:
+            raise ConfigError(m.key("service"), f"must name a configured service, got {svc!r}")
+        m_label = m.typed("label", str, "") or None
+        pattern = m.convert("title_pattern", lambda v: None if v is None else re.compile(v), None)
+        if m_label is None and pattern is None:
+            raise ConfigError(m.key("label"), "one of label and title_pattern is required")
+        m.done()
+        mappings.append(IncidentService(svc, m_label, pattern))
+    inc.done()
+    if repos_raw and not mappings:
+        raise ConfigError(inc.key("services"), "needs at least one service mapping when repos are set")
+    r.done()
+    return GitHubConfig(
+        enabled=enabled,
+        base_url=base_url,
+        poll_interval=poll,
+        budget=budget,
+        timeout=timeout,
+        max_rate_limit_wait=max_wait,
+        retries=retries,
+        app_installation_id=installation,
+        lead_time_phases=phases,
+        incidents=GitHubIncidents(tuple(repos_raw), label, window, env, tuple(mappings)),
+    )
+
+
+_OWNER_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
 def _read_secret_file(env: str, environ: Mapping[str, str]) -> str | None:
     path = environ.get(env)
     if not path:
@@ -486,14 +619,21 @@ def parse(raw: Any, environ: Mapping[str, str] | None = None, base_dir: Path | N
     change_start = r.typed("change_start", str, "commit_time")
     if change_start not in CHANGE_STARTS:
         raise ConfigError("change_start", f"must be one of {', '.join(CHANGE_STARTS)}")
-    if change_start == "pr_first_commit":
-        raise ConfigError("change_start", "pr_first_commit needs the GitHub source, not available yet")
     gitops = tuple(_gitops(g) for g in r.items("gitops"))
     if len({g.key for g in gitops}) != len(gitops):
         raise ConfigError("gitops", "the same repo and branch is listed twice")
     services = tuple(_service(s) for s in r.items("services"))
     if len({s.name for s in services}) != len(services):
         raise ConfigError("services", "service names must be unique")
+    github = _github(r.section("github"), services)
+    for i, svc in enumerate(services):
+        if svc.repo and svc.repo.startswith(GITHUB_REPO_PREFIX):
+            if not _OWNER_NAME.match(svc.repo.removeprefix(GITHUB_REPO_PREFIX)):
+                raise ConfigError(f"services[{i}].repo", "must be github:owner/name")
+            if not github.enabled:
+                raise ConfigError(f"services[{i}].repo", "a github: repository needs github.enabled: true")
+    if change_start == "pr_first_commit" and not github.enabled:
+        raise ConfigError("change_start", "pr_first_commit needs the GitHub source (github.enabled: true)")
     names = _names(r.section("names"))
     envs_raw = r.get("environments", [])
     if not isinstance(envs_raw, list) or not all(isinstance(e, str) for e in envs_raw):
@@ -520,6 +660,7 @@ def parse(raw: Any, environ: Mapping[str, str] | None = None, base_dir: Path | N
         names=names,
         environments=environments,
         secrets=_secrets(environ),
+        github=github,
     )
 
 

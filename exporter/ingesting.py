@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 
-from exporter.config import Config, GitOpsRepo, _redact_url
+from exporter.config import GITHUB_REPO_PREFIX, Config, GitOpsRepo, _redact_url
 from exporter.correlate import Transition, rollback_kind, tag_commit_candidate
 from exporter.errors import SourceError
-from exporter.model import DeploymentSource, FailureReason, ManifestValue, Skip
+from exporter.model import Change, DeploymentSource, FailureReason, ManifestValue, Skip
 from exporter.sources import gitops
 from exporter.sources.git import Git, fetch, open_repo
+from exporter.sources.github import Client, GitHubRepo
 from exporter.store import Store, Tx
 
 log = structlog.get_logger(__name__)
@@ -60,13 +62,39 @@ class _Reconcile:
         return None
 
 
-class Repos:
-    """Open repositories (local or mirrored) shared by the ingesters, fetched once per poll."""
+class ChangeLister(Protocol):
+    """What a deployment needs from its service's source repository: a local or mirrored clone
+    (``Git``) or the GitHub API (``GitHubRepo``) both provide it."""
 
-    def __init__(self, cfg: Config) -> None:
+    def resolve(self, rev: str) -> str | None: ...
+
+    def changes(self, head: str, exclude: Sequence[str], paths: Sequence[str]) -> list[Change]: ...
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...
+
+
+class Repos:
+    """Open repositories (local or mirrored) shared by the ingesters, fetched once per poll.
+
+    ``github:owner/name`` repositories are read through ``github`` (a shared API client)."""
+
+    def __init__(self, cfg: Config, github: Client | None = None) -> None:
         self.cfg = cfg
+        self.github = github
         self._open: dict[str, tuple[Git, bool]] = {}
         self._lock = threading.Lock()
+
+    def lister(self, repo: str, gitops_repo: str, gitops_git: Git) -> ChangeLister:
+        """The change lister of a service repository (the GitOps clone itself when they are the same)."""
+        if repo.startswith(GITHUB_REPO_PREFIX):
+            if self.github is None:
+                raise SourceError("github", "not_configured", f"{repo} needs the GitHub source")
+            return GitHubRepo(
+                self.github, repo.removeprefix(GITHUB_REPO_PREFIX), self.cfg.change_start == "pr_first_commit"
+            )
+        if repo == gitops_repo:
+            return gitops_git
+        return self.get(repo, _service_key(repo), False)
 
     def get(self, repo: str, key: str, refresh: bool) -> Git:
         with self._lock:
@@ -109,7 +137,11 @@ class GitOpsIngester:
         if head is None:
             where = _redact_url(self.repo.repo)  # a clone URL may carry a token: never into logs or the landing page
             raise SourceError("gitops", "branch_missing", f"branch {self.repo.branch} not found in {where}")
-        for repo in dict.fromkeys(s.repo for s in self.cfg.services if s.repo and s.repo != self.repo.repo):
+        for repo in dict.fromkeys(
+            s.repo
+            for s in self.cfg.services
+            if s.repo and s.repo != self.repo.repo and not s.repo.startswith(GITHUB_REPO_PREFIX)
+        ):
             self.repos.get(repo, _service_key(repo), refresh=True)  # tags may point at commits fetched only now
         cursor = self.store.cursor(self.cursor_name)
         result = IngestResult(head)
@@ -220,12 +252,10 @@ class GitOpsIngester:
 
     def _deploy(self, tx: Tx, gitops_git: Git, value: ManifestValue, key: str, result: IngestResult) -> bool:
         svc = self.cfg.service(value.service)
-        source_git: Git | None = None
+        source_git: ChangeLister | None = None
         commit: str | None = None
         if svc is not None and svc.repo:
-            source_git = (
-                gitops_git if svc.repo == self.repo.repo else self.repos.get(svc.repo, _service_key(svc.repo), False)
-            )
+            source_git = self.repos.lister(svc.repo, self.repo.repo, gitops_git)
             candidate = tag_commit_candidate(value.value, svc.tag_pattern)
             commit = source_git.resolve(candidate) if candidate else None
             if commit is None and tx.record_skip(

@@ -56,13 +56,28 @@ class Skip:
 
 
 @dataclass(frozen=True, slots=True)
+class PullRequest:
+    """The merged pull request that brought a change in (GitHub source only)."""
+
+    number: int
+    first_commit_time: datetime
+    opened_at: datetime
+    merged_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
-    """A source commit that touched a service's paths."""
+    """A source commit that touched a service's paths.
+
+    ``pr_checked`` says a source looked for its pull request; ``pull_request`` is ``None`` for a
+    direct push (or when nobody looked)."""
 
     sha: str
     author_time: datetime
     commit_time: datetime
     subject: str = ""
+    pr_checked: bool = False
+    pull_request: PullRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)

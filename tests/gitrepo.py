@@ -15,6 +15,7 @@ from pathlib import Path
 from exporter.config import parse
 from exporter.ingesting import GitOpsIngester, IngestResult, Repos
 from exporter.model import PairKey
+from exporter.sources.github import Client
 from exporter.store import Store
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z: an arbitrary fixed epoch for every test repository
@@ -200,9 +201,10 @@ class Exporter:
         self.raw = raw
         self.cfg = parse(raw, environ={}, base_dir=tmp)
         self.store = Store(self.cfg.store_path)
+        self.github: Client | None = None  # a GitHub API client for github: service repositories
 
     def poll(self) -> IngestResult:
-        repos = Repos(self.cfg)
+        repos = Repos(self.cfg, self.github)
         try:
             return GitOpsIngester(self.cfg, self.cfg.gitops[0], self.store, repos).poll()
         finally:

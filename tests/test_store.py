@@ -23,7 +23,7 @@ from exporter.store.schema import MIGRATIONS
 from tests.gitrepo import HOUR, MINUTE, T0, Exporter, GitRepo, manifest, values_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-TABLES = {"deployments", "changes", "failures", "unmatched", "gitops_state", "cursors"}
+TABLES = {"deployments", "changes", "failures", "unmatched", "gitops_state", "cursors", "github_cache"}
 
 Rows = dict[str, list[tuple[Any, ...]]]
 
@@ -86,7 +86,7 @@ def test_migrations_set_user_version_and_wal(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "dora.db"
     store = Store(path)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 1
+        assert store.schema_version == len(MIGRATIONS) >= 2
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -98,17 +98,58 @@ def test_migrations_set_user_version_and_wal(tmp_path: Path) -> None:
 
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent in the file
     finally:
         conn.close()
 
     reopened = Store(path)  # a second open migrates nothing and keeps the data
     try:
-        assert reopened.schema_version == 1
+        assert reopened.schema_version == len(MIGRATIONS)
         assert reopened.cursor("probe") == "abc"
     finally:
         reopened.close()
+
+
+def test_a_version_1_store_migrates_to_github_columns_keeping_its_changes(tmp_path: Path) -> None:
+    path = tmp_path / "dora.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
+    conn.execute(
+        "INSERT INTO deployments (id, service, environment, version, deployed_at, source, natural_key) "
+        "VALUES (1, 's', 'prod', 'v1', 100, 'gitops', 'k')"
+    )
+    conn.execute("INSERT INTO changes VALUES ('s', 'prod', 'abc', 1, 10, 20, 'msg')")
+    conn.commit()
+    conn.close()
+    store = Store(path)
+    try:
+        assert store.schema_version == len(MIGRATIONS)
+        [change] = store.changes_of(1)
+        assert (change.sha, change.pr_checked, change.pull_request) == ("abc", False, None)
+        assert store.changes_without_pull_request() == 0
+    finally:
+        store.close()
+
+
+def test_nested_transactions_are_savepoints_of_the_outer_one(tmp_path: Path) -> None:
+    store = Store(tmp_path / "dora.db")
+    try:
+        with pytest.raises(RuntimeError), store.transaction() as tx:
+            tx.set_cursor("outer", "1")
+            with store.transaction() as inner:
+                inner.cache_put("k", None, "v")
+            with pytest.raises(KeyError), store.transaction() as inner:
+                inner.cache_put("gone", None, "v")
+                raise KeyError("inner fails alone")
+            assert tx.cache_get("k") == (None, "v") and tx.cache_get("gone") is None
+            raise RuntimeError("the outer one fails: everything goes")
+        assert store.cache_get("k") is None and store.cursor("outer") is None
+        with store.transaction() as tx, store.transaction() as inner:
+            inner.cache_put("k", "e", "v")
+        assert store.cache_get("k") == ("e", "v")
+    finally:
+        store.close()
 
 
 def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from exporter.model import (
     FailureReason,
     PairHistory,
     PairKey,
+    PullRequest,
     Skip,
     utc,
 )
@@ -115,11 +116,27 @@ class _Reads:
 
     def changes_of(self, deployment_id: int) -> list[Change]:
         rows = self.conn.execute(
-            "SELECT sha, author_time, commit_time, subject FROM changes WHERE deployment_id = ? "
-            "ORDER BY commit_time, sha",
+            "SELECT sha, author_time, commit_time, subject, pr_checked, pr_number, pr_first_commit_time, "
+            "pr_opened_at, pr_merged_at FROM changes WHERE deployment_id = ? ORDER BY commit_time, sha",
             (deployment_id,),
         )
-        return [Change(sha, utc(at), utc(ct), subject) for sha, at, ct, subject in rows]
+        out = []
+        for sha, at, ct, subject, checked, number, first, opened, merged in rows:
+            pr = None
+            if number is not None and first is not None:
+                pr = PullRequest(int(number), utc(first), utc(opened if opened is not None else first), utc(merged))
+            out.append(Change(sha, utc(at), utc(ct), subject, bool(checked), pr))
+        return out
+
+    def changes_without_pull_request(self) -> int:
+        """Changes whose pull request was looked up and not found (direct pushes)."""
+        row = self.conn.execute("SELECT COUNT(*) FROM changes WHERE pr_checked = 1 AND pr_number IS NULL").fetchone()
+        return int(row[0])
+
+    def cache_get(self, key: str) -> tuple[str | None, str] | None:
+        """A cached GitHub answer: (etag, body), or ``None``."""
+        row = self.conn.execute("SELECT etag, body FROM github_cache WHERE key = ?", (key,)).fetchone()
+        return None if row is None else (row[0], str(row[1]))
 
     def failures(self, service: str | None = None, environment: str | None = None) -> list[Failure]:
         sql = f"SELECT {_FAILURE_COLS} FROM failures WHERE 1=1"  # noqa: S608
@@ -158,7 +175,10 @@ class _Reads:
             h.failures.append(f)
             if f.deployment_id is not None:
                 h.failed_deployment_ids.add(f.deployment_id)
-        start_col = "author_time" if change_start == "author_time" else "commit_time"
+        start_col = {
+            "author_time": "author_time",
+            "pr_first_commit": "COALESCE(pr_first_commit_time, commit_time)",
+        }.get(change_start, "commit_time")
         for service, env, sha, dep_id, start in self.conn.execute(
             f"SELECT service, environment, sha, deployment_id, {start_col} FROM changes"  # noqa: S608
         ):
@@ -249,7 +269,8 @@ class Tx(_Reads):
         before = self.conn.total_changes
         self.conn.executemany(
             "INSERT OR IGNORE INTO changes (service, environment, sha, deployment_id, author_time, commit_time, "
-            "subject) VALUES (?,?,?,?,?,?,?)",
+            "subject, pr_checked, pr_number, pr_first_commit_time, pr_opened_at, pr_merged_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (
                     service,
@@ -259,6 +280,11 @@ class Tx(_Reads):
                     c.author_time.timestamp(),
                     c.commit_time.timestamp(),
                     c.subject,
+                    int(c.pr_checked),
+                    c.pull_request.number if c.pull_request else None,
+                    c.pull_request.first_commit_time.timestamp() if c.pull_request else None,
+                    c.pull_request.opened_at.timestamp() if c.pull_request else None,
+                    c.pull_request.merged_at.timestamp() if c.pull_request else None,
                 )
                 for c in changes
             ],
@@ -295,6 +321,56 @@ class Tx(_Reads):
         )
         return cur.rowcount > 0
 
+    def upsert_incident(
+        self,
+        *,
+        natural_key: str,
+        service: str,
+        environment: str,
+        started_at: float,
+        deployment_id: int | None,
+        restored_at: float | None,
+        detail: str,
+    ) -> bool:
+        """Insert an incident failure, or update when it was restored (closed) or reopened.
+
+        The attribution (``deployment_id``) is decided once, when the incident is first seen; a
+        later edit of the issue never moves it to another deployment. Returns True when new."""
+        row = self.conn.execute("SELECT id FROM failures WHERE natural_key = ?", (natural_key,)).fetchone()
+        if row is not None:
+            self.conn.execute(
+                "UPDATE failures SET restored_at = ?, started_at = ? WHERE id = ?", (restored_at, started_at, row[0])
+            )
+            return False
+        self.add_failure(
+            natural_key=natural_key,
+            service=service,
+            environment=environment,
+            reason=FailureReason.INCIDENT,
+            started_at=started_at,
+            deployment_id=deployment_id,
+            restored_at=restored_at,
+            detail=detail,
+        )
+        return True
+
+    def deployment_before(self, service: str, environment: str, at: float) -> Deployment | None:
+        """The latest deployment of the pair at or before ``at``."""
+        row = self.conn.execute(
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments WHERE service = ? AND environment = ? "  # noqa: S608
+            "AND deployed_at <= ? ORDER BY deployed_at DESC, id DESC LIMIT 1",
+            (service, environment, at),
+        ).fetchone()
+        return None if row is None else _deployment(row)
+
+    def cache_put(self, key: str, etag: str | None, body: str) -> None:
+        self.conn.execute(
+            "INSERT INTO github_cache (key, etag, body, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET etag = excluded.etag, body = excluded.body, "
+            "updated_at = excluded.updated_at",
+            (key, etag, body, time.time()),
+        )
+
     def record_skip(self, skip: Skip) -> bool:
         """Count an unusable input once per natural key, however often it is re-read."""
         cur = self.conn.execute(
@@ -321,6 +397,7 @@ class Store(_Reads):
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = _connect(path)
         self._write_lock = threading.RLock()
+        self._depth = 0  # nesting of transaction() on the thread holding the write lock
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -357,20 +434,41 @@ class Store(_Reads):
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
+        """One write transaction; nested on the same thread, a savepoint inside the outer one
+        (a source's cache write during an ingest batch commits or rolls back with that batch)."""
         with self._write_lock:
+            if self._depth:
+                yield from self._savepoint()
+                return
             try:
                 self._writer.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot begin a write: {exc}") from exc
+            self._depth += 1
             try:
                 yield Tx(self._writer)
             except BaseException:
                 self._writer.execute("ROLLBACK")
                 raise
+            finally:
+                self._depth -= 1
             try:
                 self._writer.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StoreError(f"commit failed: {exc}") from exc
+
+    def _savepoint(self) -> Iterator[Tx]:
+        self._writer.execute("SAVEPOINT nested")
+        self._depth += 1
+        try:
+            yield Tx(self._writer)
+        except BaseException:
+            self._writer.execute("ROLLBACK TO nested")
+            self._writer.execute("RELEASE nested")
+            raise
+        finally:
+            self._depth -= 1
+        self._writer.execute("RELEASE nested")
 
     def checkpoint(self) -> None:
         """Fold the WAL into the main file so a stopped daemon leaves one self-contained file."""

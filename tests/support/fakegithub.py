@@ -1,0 +1,416 @@
+"""A fake GitHub REST API on loopback, for PyGithub pointed at it with ``base_url``.
+
+It answers in GitHub's shapes (the recorded-shape templates in ``tests/data/github/``) with
+GitHub's headers: ``Link`` pagination, ``ETag``/``If-None-Match`` → 304, ``X-RateLimit-*``.
+Faults are scripted per path: a queue of canned answers (any status, headers, body) or a hang
+that lasts until the test releases it. Every request is logged for assertions.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "github"
+TOKEN = "ghp_fakeTokenForTests0000000000000000000"
+
+
+def template(name: str) -> dict[str, Any]:
+    return json.loads((DATA / f"{name}.json").read_text())  # type: ignore[no-any-return]
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class FakeCommit:
+    sha: str
+    message: str
+    author_time: float
+    commit_time: float
+    parents: list[str]
+    files: list[str]
+
+
+@dataclass
+class FakePull:
+    number: int
+    created_at: float
+    merged_at: float | None
+    commits: list[str]
+    merge_sha: str | None
+
+
+class FakeRepo:
+    def __init__(self, owner: str, name: str) -> None:
+        self.full_name = f"{owner}/{name}"
+        self.commits: dict[str, FakeCommit] = {}
+        self.order: list[str] = []
+        self.refs: dict[str, str] = {}
+        self.pulls: dict[int, FakePull] = {}
+        self.commit_pulls: dict[str, list[int]] = {}
+        self.issues: list[dict[str, Any]] = []
+        self.head: str | None = None
+
+    def commit(
+        self,
+        message: str,
+        files: list[str],
+        when: float,
+        author_when: float | None = None,
+        parents: list[str] | None = None,
+        move_head: bool = True,
+    ) -> str:
+        sha = hashlib.sha1(f"{self.full_name}:{len(self.order)}:{message}:{when}".encode()).hexdigest()
+        if parents is None:
+            parents = [self.head] if self.head else []
+        self.commits[sha] = FakeCommit(
+            sha, message, author_when if author_when is not None else when, when, parents, files
+        )
+        self.order.append(sha)
+        if move_head:
+            self.head = sha
+        return sha
+
+    def squash_pr(self, number: int, branch_commits: list[tuple[float, list[str]]], merged_at: float) -> str:
+        """A pull request of branch commits (author times) squash-merged onto the head at ``merged_at``."""
+        base = self.head
+        shas = []
+        parent = base
+        for i, (t, files) in enumerate(branch_commits):
+            parent = self.commit(f"wip {number}.{i}", files, t, parents=[parent] if parent else [], move_head=False)
+            shas.append(parent)
+        all_files = sorted({f for _, fs in branch_commits for f in fs})
+        squash = self.commit(f"Feature #{number} (#{number})", all_files, merged_at, author_when=branch_commits[0][0])
+        self.pulls[number] = FakePull(number, branch_commits[0][0] + 60, merged_at, shas, squash)
+        self.commit_pulls[squash] = [number]
+        return squash
+
+    def ancestors(self, sha: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [sha]
+        while todo:
+            s = todo.pop()
+            if s in seen or s not in self.commits:
+                continue
+            seen.add(s)
+            todo.extend(self.commits[s].parents)
+        return seen
+
+    def issue(
+        self,
+        number: int,
+        title: str,
+        labels: list[str],
+        opened: float,
+        closed: float | None = None,
+        pull_request: bool = False,
+    ) -> dict[str, Any]:
+        raw = template("issue")
+        raw.update(
+            id=number,
+            number=number,
+            title=title,
+            labels=[{"id": i, "name": n, "color": "d73a4a", "default": False} for i, n in enumerate(labels)],
+            created_at=iso(opened),
+            updated_at=iso(closed or opened),
+            closed_at=iso(closed) if closed else None,
+            state="closed" if closed else "open",
+            url=f"https://api.github.com/repos/{self.full_name}/issues/{number}",
+            html_url=f"https://github.com/{self.full_name}/issues/{number}",
+        )
+        if pull_request:
+            raw["pull_request"] = {
+                "url": f"https://api.github.com/repos/{self.full_name}/pulls/{number}",
+                "html_url": f"https://github.com/{self.full_name}/pull/{number}",
+                "merged_at": None,
+            }
+        self.issues = [i for i in self.issues if i["number"] != number] + [raw]
+        return raw
+
+    def update_issue(self, number: int, when: float, closed: float | None) -> None:
+        for raw in self.issues:
+            if raw["number"] == number:
+                raw.update(
+                    state="closed" if closed else "open",
+                    closed_at=iso(closed) if closed else None,
+                    updated_at=iso(when),
+                )
+
+
+@dataclass
+class Request:
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    status: int = 0
+
+
+Answer = tuple[int, dict[str, str], Any]
+
+
+@dataclass
+class Fault:
+    """Answers to serve, in order, to requests whose path contains ``match``; "hang" blocks."""
+
+    match: str
+    answers: list[Answer | str] = field(default_factory=list)
+
+
+class FakeGitHub:
+    def __init__(self, token: str = TOKEN) -> None:
+        self.token = token
+        self.repos: dict[str, FakeRepo] = {}
+        self.requests: list[Request] = []
+        self.faults: list[Fault] = []
+        self.rate_limit = 5000
+        self.rate_remaining = 5000
+        self.rate_reset = int(time.time()) + 3600
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self.base_url = ""
+
+    def repo(self, full_name: str) -> FakeRepo:
+        if full_name not in self.repos:
+            owner, name = full_name.split("/")
+            self.repos[full_name] = FakeRepo(owner, name)
+        return self.repos[full_name]
+
+    def fault(self, match: str, *answers: Answer | str) -> None:
+        with self._lock:
+            self.faults.append(Fault(match, list(answers)))
+
+    def hits(self, contains: str) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if contains in r.path]
+
+    # -- server ---------------------------------------------------------------------------------
+
+    def start(self) -> str:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                fake._handle(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.base_url
+
+    def stop(self) -> None:
+        self.release.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def _rate_headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.rate_limit),
+            "X-RateLimit-Remaining": str(max(0, self.rate_remaining)),
+            "X-RateLimit-Reset": str(self.rate_reset),
+            "X-RateLimit-Used": str(self.rate_limit - max(0, self.rate_remaining)),
+            "X-RateLimit-Resource": "core",
+        }
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        url = urlsplit(h.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        req = Request(url.path, query, {k.lower(): v for k, v in h.headers.items()})
+        with self._lock:
+            self.requests.append(req)
+            fault = next((f for f in self.faults if f.match in url.path and f.answers), None)
+            answer = fault.answers.pop(0) if fault else None
+        if answer == "hang":
+            self.release.wait(30)
+            answer = (502, {}, {"message": "Server Error"})
+        if isinstance(answer, tuple):
+            status, headers, body = answer
+            self._send(h, req, status, {**self._rate_headers(), **headers}, body)
+            return
+        auth = req.headers.get("authorization", "")
+        if auth not in (f"token {self.token}", f"Bearer {self.token}"):
+            body = {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
+            self._send(h, req, 401, self._rate_headers(), body)
+            return
+        status, headers, body = self._route(url.path, query)
+        if status == 200:
+            etag = 'W/"' + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest() + '"'
+            headers["ETag"] = etag
+            if req.headers.get("if-none-match") == etag:
+                self._send(h, req, 304, {**self._rate_headers(), "ETag": etag}, None)
+                return
+        with self._lock:
+            self.rate_remaining -= 1
+        self._send(h, req, status, {**self._rate_headers(), **headers}, body)
+
+    def _send(self, h: BaseHTTPRequestHandler, req: Request, status: int, headers: dict[str, str], body: Any) -> None:
+        req.status = status
+        data = b"" if body is None else json.dumps(body).encode()
+        h.send_response(status)
+        if body is not None:
+            h.send_header("Content-Type", "application/json; charset=utf-8")
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    # -- routes ---------------------------------------------------------------------------------
+
+    def _paged(
+        self, path: str, query: dict[str, str], items: list[Any], default: int = 30
+    ) -> tuple[list[Any], dict[str, str]]:
+        per_page = min(100, int(query.get("per_page", default)))
+        page = int(query.get("page", 1))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        headers: dict[str, str] = {}
+        last = max(1, -(-len(items) // per_page))
+        links = []
+        if page < last:
+            links.append(f'<{self.base_url}{path}?{urlencode({**query, "page": page + 1})}>; rel="next"')
+            links.append(f'<{self.base_url}{path}?{urlencode({**query, "page": last})}>; rel="last"')
+        if page > 1:
+            links.append(f'<{self.base_url}{path}?{urlencode({**query, "page": 1})}>; rel="first"')
+        if links:
+            headers["Link"] = ", ".join(links)
+        return chunk, headers
+
+    def _commit_json(self, repo: FakeRepo, c: FakeCommit, with_files: bool) -> dict[str, Any]:
+        raw = template("commit")
+        api = f"{self.base_url}/repos/{repo.full_name}"
+        raw.update(
+            sha=c.sha, url=f"{api}/commits/{c.sha}", html_url=f"https://github.com/{repo.full_name}/commit/{c.sha}"
+        )
+        raw["commit"]["author"]["date"] = iso(c.author_time)
+        raw["commit"]["committer"]["date"] = iso(c.commit_time)
+        raw["commit"]["message"] = c.message
+        raw["parents"] = [{"sha": p, "url": f"{api}/commits/{p}", "html_url": ""} for p in c.parents]
+        file_tpl = raw["files"][0]
+        if with_files:
+            raw["files"] = [{**copy.deepcopy(file_tpl), "filename": f, "sha": c.sha} for f in c.files]
+        else:
+            del raw["files"]
+            del raw["stats"]
+        return raw
+
+    def _route(self, path: str, query: dict[str, str]) -> Answer:
+        parts = path.strip("/").split("/")
+        not_found: Answer = (404, {}, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+        if len(parts) < 4 or parts[0] != "repos" or f"{parts[1]}/{parts[2]}" not in self.repos:
+            return not_found
+        repo = self.repos[f"{parts[1]}/{parts[2]}"]
+        rest = parts[3:]
+        handler: Callable[[], Answer] | None = None
+        if rest[0] == "commits" and len(rest) == 3 and rest[2] == "pulls":
+            sha = rest[1]
+
+            def handler() -> Answer:
+                pulls = [self._pull_json(repo, repo.pulls[n]) for n in repo.commit_pulls.get(sha, [])]
+                return 200, {}, pulls
+
+        elif rest[0] == "commits" and len(rest) >= 2:
+            ref = "/".join(rest[1:])
+            sha = (
+                repo.refs.get(ref) or next((s for s in repo.order if s.startswith(ref)), None)
+                if len(ref) >= 7 or ref in repo.refs
+                else None
+            )
+
+            def handler() -> Answer:
+                if sha is None:
+                    return 422, {}, {"message": f"No commit found for SHA: {ref}"}
+                body = self._commit_json(repo, repo.commits[sha], True)
+                files, headers = self._paged(path, query, body["files"], default=300)
+                body["files"] = files
+                return 200, headers, body
+
+        elif rest[0] == "compare" and len(rest) == 2 and "..." in rest[1]:
+            base, head = rest[1].split("...", 1)
+
+            def handler() -> Answer:
+                if base not in repo.commits or head not in repo.commits:
+                    return not_found
+                behind = repo.ancestors(base) - repo.ancestors(head)
+                ahead = [s for s in repo.order if s in repo.ancestors(head) - repo.ancestors(base)]
+                body = template("compare")
+                body["status"] = (
+                    "identical"
+                    if not ahead and not behind
+                    else "ahead"
+                    if not behind
+                    else "behind"
+                    if not ahead
+                    else "diverged"
+                )
+                body.update(ahead_by=len(ahead), behind_by=len(behind), total_commits=len(ahead))
+                body["url"] = f"{self.base_url}/repos/{repo.full_name}/compare/{rest[1]}"
+                files = sorted({f for s in ahead for f in repo.commits[s].files})[:300]
+                body["files"] = [
+                    {"filename": f, "status": "modified", "additions": 1, "deletions": 0, "changes": 1} for f in files
+                ]
+                chunk, headers = self._paged(path, query, ahead, default=250)
+                body["commits"] = [self._commit_json(repo, repo.commits[s], False) for s in chunk]
+                return 200, headers, body
+
+        elif rest[0] == "pulls" and len(rest) == 3 and rest[2] == "commits":
+            number = int(rest[1])
+
+            def handler() -> Answer:
+                pr = repo.pulls.get(number)
+                if pr is None:
+                    return not_found
+                items = [self._commit_json(repo, repo.commits[s], False) for s in pr.commits]
+                chunk, headers = self._paged(path, query, items)
+                return 200, headers, chunk
+
+        elif rest == ["issues"]:
+
+            def handler() -> Answer:
+                label = query.get("labels")
+                since = query.get("since")
+                items = [
+                    i
+                    for i in sorted(repo.issues, key=lambda i: (i["updated_at"], i["number"]))
+                    if (not label or label in [lbl["name"] for lbl in i["labels"]])
+                    and (not since or i["updated_at"] >= since)
+                ]
+                chunk, headers = self._paged(path, query, items)
+                return 200, headers, chunk
+
+        if handler is None:
+            return not_found
+        return handler()
+
+    def _pull_json(self, repo: FakeRepo, pr: FakePull) -> dict[str, Any]:
+        raw = template("pull")
+        raw.update(
+            id=pr.number,
+            number=pr.number,
+            created_at=iso(pr.created_at),
+            updated_at=iso(pr.merged_at or pr.created_at),
+            closed_at=iso(pr.merged_at) if pr.merged_at else None,
+            merged_at=iso(pr.merged_at) if pr.merged_at else None,
+            merge_commit_sha=pr.merge_sha,
+            state="closed" if pr.merged_at else "open",
+            url=f"{self.base_url}/repos/{repo.full_name}/pulls/{pr.number}",
+        )
+        return raw

@@ -1,0 +1,132 @@
+"""GitHub as the source repository: tags, compares, squash-aware lead time, the commit cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exporter.model import PairKey
+from exporter.sources.github import MemoryCache
+from tests.github_support import client_for
+from tests.gitrepo import HOUR, T0, Exporter, GitRepo, manifest, values_yaml
+from tests.support.fakegithub import FakeGitHub
+
+DAY = 24 * HOUR
+SERVICE = {"name": "shop", "repo": "github:acme/shop", "paths": ["services/shop"]}
+
+
+def _exporter(tmp_path: Path, fake: FakeGitHub, change_start: str = "pr_first_commit") -> tuple[Exporter, GitRepo]:
+    gitops = GitRepo(tmp_path / "gitops")
+    e = Exporter(
+        tmp_path,
+        gitops.url,
+        services=[SERVICE],
+        change_start=change_start,
+        github={"enabled": True, "base_url": fake.base_url},
+    )
+    e.github = client_for(fake, _StoreCache(e))
+    return e, gitops
+
+
+class _StoreCache:
+    """The daemon's store-backed cache, as tests/gitrepo's Exporter has no daemon."""
+
+    def __init__(self, e: Exporter) -> None:
+        self.e = e
+
+    def get(self, key: str) -> tuple[str | None, str] | None:
+        return self.e.store.cache_get(key)
+
+    def put(self, key: str, etag: str | None, body: str) -> None:
+        with self.e.store.transaction() as tx:
+            tx.cache_put(key, etag, body)
+
+
+def _deploy(gitops: GitRepo, sha: str, when: int) -> None:
+    gitops.commit(f"Promote to production: {sha}", when, {manifest("shop"): values_yaml(sha)})
+
+
+def test_squash_merged_pr_measures_from_its_first_commit_and_direct_push_from_commit_time(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    repo = fake.repo("acme/shop")
+    base = repo.commit("initial", ["services/shop/main.py"], T0)
+    e, gitops = _exporter(tmp_path, fake)
+    _deploy(gitops, base, T0 + HOUR)  # baseline
+    merged = T0 + 4 * DAY
+    squash = repo.squash_pr(
+        7, [(merged - 3 * DAY, ["services/shop/a.py"]), (merged - DAY, ["services/shop/b.py"])], merged
+    )
+    push = repo.commit("hotfix pushed to main", ["services/shop/c.py"], merged + HOUR)
+    docs = repo.commit("docs only", ["docs/readme.md"], merged + 2 * HOUR)
+    deployed = merged + 5 * HOUR
+    _deploy(gitops, docs, deployed)
+    e.poll()
+
+    assert e.change_shas("shop")[1] == [squash, push]
+    leads = {
+        lead.sha: lead.lead_seconds for lead in e.store.histories("pr_first_commit")[PairKey("shop", "prod")].leads
+    }
+    assert leads[squash] == 3 * DAY + 5 * HOUR  # 3 days before the merge, plus the deploy delay
+    assert leads[push] == 4 * HOUR  # no pull request: the commit time
+    assert e.store.changes_without_pull_request() == 1
+    # commit_time start is still available and measures the squash commit from the merge
+    assert e.leads("shop")[squash] == 5 * HOUR
+    e.close()
+
+
+def test_a_600_commit_compare_is_fully_paged_and_each_commit_fetched_once(tmp_path: Path, fake: FakeGitHub) -> None:
+    repo = fake.repo("acme/shop")
+    base = repo.commit("initial", ["services/shop/main.py"], T0)
+    e, gitops = _exporter(tmp_path, fake, change_start="commit_time")
+    _deploy(gitops, base, T0 + HOUR)
+    shas = [repo.commit(f"c{i}", ["services/shop/x.py"], T0 + 2 * HOUR + i) for i in range(600)]
+    _deploy(gitops, shas[-1], T0 + DAY)
+    e.poll()
+
+    assert e.change_shas("shop")[1] == shas
+    pages = [r for r in fake.hits("/compare/") if r.query.get("per_page") != "1"]
+    assert len(pages) == 6  # 600 commits at 100 per page, every page followed through Link
+    assert len({r.path for r in fake.hits("/commits/")}) == len(fake.hits("/commits/"))  # never twice
+    # the same range again (as after a restart) re-reads no commit: their files are cached in the store
+    before = len(fake.hits("/commits/"))
+    from exporter.sources.github import GitHubRepo
+
+    again = GitHubRepo(client_for(fake, _StoreCache(e)), "acme/shop", False).changes(
+        shas[-1], [base], ["services/shop"]
+    )
+    assert [c.sha for c in again] == shas
+    assert len(fake.hits("/commits/")) == before
+    e.close()
+
+
+def test_path_filters_use_each_commits_files_when_the_compare_may_be_truncated(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    repo = fake.repo("acme/shop")
+    base = repo.commit("initial", ["services/shop/main.py"], T0)
+    many = repo.commit("vendor bump", [f"vendor/f{i}.txt" for i in range(350)], T0 + HOUR)
+    ours = repo.commit("shop change", ["services/shop/main.py"], T0 + 2 * HOUR)
+    other = repo.commit("other service", ["services/cart/main.py"], T0 + 3 * HOUR)
+    from exporter.sources.github import GitHubRepo
+
+    gh = GitHubRepo(client_for(fake, MemoryCache()), "acme/shop", False)
+    changes = gh.changes(other, [base], ["services/shop"])
+    assert [c.sha for c in changes] == [ours]
+    assert many != ours
+    # the 350-file commit's files were paged (300 per page by default, 100 as we ask)
+    assert len(fake.hits(f"/commits/{many}")) == 4
+
+
+def test_tags_resolve_through_the_api(fake: FakeGitHub) -> None:
+    repo = fake.repo("acme/shop")
+    sha = repo.commit("initial", ["a"], T0)
+    repo.refs["v1"] = sha
+    from exporter.sources.github import GitHubRepo
+
+    gh = GitHubRepo(client_for(fake, MemoryCache()), "acme/shop", False)
+    assert gh.resolve("refs/tags/v1") == sha
+    assert gh.resolve(sha[:8]) == sha
+    assert gh.resolve(sha) == sha
+    assert gh.resolve("refs/tags/v2") is None
+    assert gh.resolve("0" * 40) is None
+    assert gh.is_ancestor(sha, sha)

@@ -17,14 +17,17 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from exporter import __version__, snapshot
-from exporter.config import Config
+from exporter.config import GITHUB_REPO_PREFIX, Config
 from exporter.errors import DoraError, SourceError, StoreError
 from exporter.explaining import explain
 from exporter.health import Health
 from exporter.http import HttpApp
 from exporter.ingesting import GitOpsIngester, IngestResult, Repos
+from exporter.ingesting_github import IncidentIngester, IncidentResult, StoreCache
 from exporter.metrics import DoraCollector, SnapshotHolder
 from exporter.model import PairKey
+from exporter.sources.github import Client, Settings
+from exporter.sources.webhooks import GitHubWebhook
 from exporter.store import Store
 
 log = structlog.get_logger(__name__)
@@ -59,8 +62,19 @@ class Daemon:
         self.cfg = cfg
         self.stop = threading.Event()
         self.store = Store(cfg.store_path)
-        self.repos = Repos(cfg)
-        self.health = Health({"gitops": [g.key for g in cfg.gitops]})
+        self.github: Client | None = None
+        self.incidents: IncidentIngester | None = None
+        self.github_repos = any(s.repo and s.repo.startswith(GITHUB_REPO_PREFIX) for s in cfg.services)
+        parts: dict[str, list[str]] = {"gitops": [g.key for g in cfg.gitops]}
+        if cfg.github.enabled:
+            self.github = Client(github_settings(cfg), StoreCache(self.store))
+            if cfg.github.incidents.repos:
+                self.incidents = IncidentIngester(cfg, self.store, self.github)
+            github_parts = [*(["changes"] if self.github_repos else []), *(["incidents"] if self.incidents else [])]
+            if github_parts:
+                parts["github"] = github_parts
+        self.repos = Repos(cfg, self.github)
+        self.health = Health(parts)
         self.health.store_open = True
         self.holder = SnapshotHolder(snapshot.Snapshot(datetime.now(UTC)))
         self.registry = CollectorRegistry()
@@ -72,7 +86,12 @@ class Daemon:
         self._live_lock = threading.Lock()
         self._live: dict[PairKey, snapshot.LiveState] = {}
         self._busy = threading.Lock()
+        self._github_busy = threading.Lock()
         self.http: HttpApp | None = None
+        self.scheduler: BackgroundScheduler | None = None
+        self.webhook: GitHubWebhook | None = None
+        if cfg.github.enabled and cfg.secrets.github_webhook_secret:
+            self.webhook = GitHubWebhook(cfg.secrets.github_webhook_secret, self.on_github_event)
 
     # -- work ----------------------------------------------------------------------------------
 
@@ -92,6 +111,7 @@ class Daemon:
                 self.cfg.thresholds,
                 self.store.unmatched_counts(),
                 live,
+                self.store.changes_without_pull_request(),
             )
             self.holder.set(snap)
             return snap
@@ -121,7 +141,9 @@ class Daemon:
                 result = ing.poll(self.stop, Progress(ing.repo.key) if progress else None)
             except SourceError as exc:
                 self.health.failure("gitops", ing.repo.key, exc.kind, str(exc))
-                log.error("gitops.poll_failed", repo=ing.repo.key, kind=exc.kind, error=str(exc))
+                if exc.source == "github":  # a service repo read through the API: resumes next poll
+                    self.health.failure("github", "changes", exc.kind, str(exc))
+                log.error("gitops.poll_failed", repo=ing.repo.key, kind=exc.kind, error=str(exc), source=exc.source)
                 return None
             except StoreError as exc:
                 self.health.failure("gitops", ing.repo.key, "store", str(exc))
@@ -131,8 +153,12 @@ class Daemon:
                 self.health.failure("gitops", ing.repo.key, "unexpected", repr(exc))
                 log.exception("gitops.poll_crashed", repo=ing.repo.key)
                 return None
+            finally:
+                self._note_rate_limit()
         duration = time.monotonic() - started
         self.health.success("gitops", ing.repo.key, duration)
+        if self.github is not None and self.github_repos:
+            self.health.success("github", "changes", duration)
         log.info(
             "gitops.polled",
             repo=ing.repo.key,
@@ -146,8 +172,69 @@ class Daemon:
             self.recompute()
         return result
 
+    def _note_rate_limit(self) -> None:
+        if self.github is not None and self.github.rate_limit_remaining is not None:
+            self.health.github_rate_limit_remaining = self.github.rate_limit_remaining
+
+    def poll_github_incidents(self) -> IncidentResult | None:
+        """One guarded incident pass within ``github.budget``; never takes the gitops lock, so a
+        slow or failing GitHub does not delay the GitOps polls."""
+        if self.incidents is None or self.github is None:
+            return None
+        started = time.monotonic()
+        with self._github_busy:
+            try:
+                with self.github.budget(self.cfg.github.budget):
+                    result = self.incidents.poll(self.stop)
+            except SourceError as exc:
+                if exc.kind != "budget_exhausted":
+                    self.health.failure("github", "incidents", exc.kind, str(exc))
+                    log.warning("github.incidents_failed", kind=exc.kind, error=str(exc))
+                    self.recompute()  # whatever was applied before the fault is served
+                    return None
+                log.info("github.incidents_budget_exhausted", budget=self.cfg.github.budget)
+                result = IncidentResult(stopped=True)
+            except StoreError as exc:
+                self.health.failure("github", "incidents", "store", str(exc))
+                log.error("github.store_failed", error=str(exc))
+                return None
+            except Exception as exc:
+                self.health.failure("github", "incidents", "unexpected", repr(exc))
+                log.exception("github.incidents_crashed")
+                return None
+            finally:
+                self._note_rate_limit()
+        duration = time.monotonic() - started
+        self.health.success("github", "incidents", duration)
+        log.info(
+            "github.incidents_polled",
+            issues=result.issues,
+            new=result.new,
+            unattributed=result.unattributed,
+            stopped=result.stopped,
+            seconds=round(duration, 3),
+        )
+        self.recompute()
+        return result
+
+    def on_github_event(self, event: str, payload: dict[str, Any]) -> None:
+        """A verified webhook: run the poll that would see it now instead of at its next interval."""
+        log.info("webhook.github.event", event=event, action=payload.get("action"))
+        jobs = {
+            "issues": ["github-incidents"],
+            "push": [f"gitops-{i}" for i in range(len(self.ingesters))],
+            "pull_request": [f"gitops-{i}" for i in range(len(self.ingesters))]
+            if payload.get("action") == "closed"
+            else [],
+        }.get(event, [])
+        scheduler = self.scheduler
+        for job_id in jobs:
+            if scheduler is not None and scheduler.get_job(job_id) is not None:
+                scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
+
     def ingest_once(self, progress: bool = False) -> list[IngestResult | None]:
         results = [self.poll_gitops(ing, progress) for ing in self.ingesters]
+        self.poll_github_incidents()
         self.recompute()
         return results
 
@@ -171,9 +258,16 @@ class Daemon:
             self.cfg.windows[min(2, len(self.cfg.windows) - 1)].label,
         )
         host, port = self.http.serve(*self.cfg.listen)
+        if self.webhook is not None:
+            self.webhook.start()
+            self.http.post_routes["/webhooks/github"] = self.webhook.handle
+        if self.cfg.webhook_listen is not None:
+            wh_host, wh_port = self.http.serve(*self.cfg.webhook_listen, webhooks_only=True)
+            log.info("daemon.webhooks", listen=f"{wh_host}:{wh_port}", routes=sorted(self.http.post_routes))
         log.info("daemon.started", version=__version__, listen=f"{host}:{port}", repos=len(self.ingesters))
-        scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=max(2, len(self.ingesters) + 1))},
+        scheduler = self.scheduler = BackgroundScheduler(
+            # one worker per job: a slow GitHub job never waits for, or holds up, a GitOps poll
+            executors={"default": ThreadPoolExecutor(max_workers=max(3, len(self.ingesters) + 2))},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
@@ -190,15 +284,24 @@ class Daemon:
                 name=f"gitops {ing.repo.key}",
                 next_run_time=datetime.now(UTC),
             )
+        if self.incidents is not None:
+            scheduler.add_job(
+                self.poll_github_incidents,
+                IntervalTrigger(seconds=self.cfg.github.poll_interval),
+                id="github-incidents",
+                name="github incidents",
+                next_run_time=datetime.now(UTC),
+            )
         scheduler.start()
         self.stop.wait()
         log.info("daemon.stopping")
         deadline = time.monotonic() + STOP_BUDGET_SECONDS
         scheduler.shutdown(wait=False)
-        if self._busy.acquire(timeout=max(0.1, deadline - time.monotonic())):
-            self._busy.release()
-        else:
-            log.warning("daemon.stop_timeout", waited=STOP_BUDGET_SECONDS)
+        for lock in (self._busy, self._github_busy):
+            if lock.acquire(timeout=max(0.1, deadline - time.monotonic())):
+                lock.release()
+            else:
+                log.warning("daemon.stop_timeout", waited=STOP_BUDGET_SECONDS)
         self.close()
         log.info("daemon.stopped")
         return 0
@@ -210,9 +313,29 @@ class Daemon:
     def close(self) -> None:
         if self.http is not None:
             self.http.shutdown()
+        if self.webhook is not None:
+            self.webhook.stop()
         self.repos.close()
+        if self.github is not None:
+            self.github.close()
         try:
             self.store.checkpoint()
         except DoraError as exc:
             log.error("store.checkpoint_failed", error=str(exc))
         self.store.close()
+
+
+def github_settings(cfg: Config) -> Settings:
+    """Client settings from the ``github:`` section and the secrets. A rate-limit wait never
+    exceeds a job's budget: a job returns within its budget and the next run resumes."""
+    g, sec = cfg.github, cfg.secrets
+    return Settings(
+        base_url=g.base_url,
+        token=sec.github_token,
+        app_id=sec.github_app_id,
+        app_private_key=sec.github_app_private_key,
+        app_installation_id=g.app_installation_id,
+        timeout=g.timeout,
+        max_rate_limit_wait=min(g.max_rate_limit_wait, g.budget),
+        retries=g.retries,
+    )

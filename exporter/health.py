@@ -34,6 +34,7 @@ class Health:
         self.heartbeats: dict[str, float] = {}
         self.store_open = False
         self.scrape_duration = 0.0
+        self.github_rate_limit_remaining: float | None = None  # from the last GitHub answer's headers
 
     def success(self, source: str, part: str, duration: float) -> None:
         with self._lock:

@@ -27,7 +27,10 @@ from exporter.snapshot import Snapshot
 log = structlog.get_logger(__name__)
 
 HEARTBEAT_MAX_AGE = 60.0
+MAX_WEBHOOK_BODY = 25 * 1024 * 1024
 Explain = Callable[[str | None, str | None], list[dict[str, Any]]]
+# A POST route: (header getter, raw body) -> (status, short text answer)
+PostRoute = Callable[[Callable[[str], str | None], bytes], tuple[int, str]]
 
 
 class _Server(ThreadingHTTPServer):
@@ -54,14 +57,17 @@ class HttpApp:
         self.production_environment = production_environment
         self.window = window
         self._servers: list[_Server] = []
+        self.post_routes: dict[str, PostRoute] = {}
 
-    def serve(self, host: str, port: int) -> tuple[str, int]:
+    def serve(self, host: str, port: int, webhooks_only: bool = False) -> tuple[str, int]:
+        """``webhooks_only`` is the webhook listener: POST routes and ``/healthz``, nothing else."""
         app = self
 
         class Handler(_Handler):
             pass
 
         Handler.app = app
+        Handler.webhooks_only = webhooks_only
         server = _Server((host, port), Handler)
         self._servers.append(server)
         threading.Thread(target=server.serve_forever, name=f"http-{port}", daemon=True).start()
@@ -124,7 +130,24 @@ def _dur(seconds: float | None) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     app: HttpApp
+    webhooks_only = False
     server_version = "dora-exporter"
+
+    def do_POST(self) -> None:
+        route = self.app.post_routes.get(urlsplit(self.path).path)
+        if route is None:
+            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+            return
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            self._send(HTTPStatus.LENGTH_REQUIRED, b"Content-Length required\n", "text/plain")
+            return
+        if int(length) > MAX_WEBHOOK_BODY:
+            self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"too large\n", "text/plain")
+            return
+        body = self.rfile.read(int(length))
+        status, text = route(self.headers.get, body)
+        self._send(HTTPStatus(status), (text + "\n").encode(), "text/plain")
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http.request", client=self.client_address[0], line=format % args)
@@ -143,7 +166,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         app = self.app
-        if url.path == "/metrics":
+        if self.webhooks_only and url.path != "/healthz":
+            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+        elif url.path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             self._send(HTTPStatus.OK, encoder(app.registry), content_type)
         elif url.path == "/healthz":

@@ -28,6 +28,7 @@ SOURCES = ("gitops", "argocd", "github")
 # Unmatched reasons each source can report, exposed at 0 before the first one happens.
 KNOWN_UNMATCHED = {
     "gitops": ("malformed_manifest", "missing_key", "non_scalar_value", "unresolved_tag", "blob_missing"),
+    "github": ("incident_unattributed", "incident_unmapped"),
 }
 
 
@@ -203,4 +204,18 @@ class DoraCollector(Collector):
             "dora_exporter_snapshot_timestamp_seconds", "When the served numbers were last computed"
         )
         computed.add_metric([], snap.computed_at.timestamp())
-        return [up, last, ingest, err, unmatched, info, computed]
+        out: list[Metric] = [up, last, ingest, err, unmatched, info, computed]
+        if "github" in sources:
+            no_pr = CounterMetricFamily(
+                "dora_exporter_changes_without_pull_request",
+                "Changes whose merged pull request was looked up and not found (direct pushes)",
+            )
+            no_pr.add_metric([], snap.changes_without_pull_request)
+            out.append(no_pr)
+            if self.health.github_rate_limit_remaining is not None:
+                rate = GaugeMetricFamily(
+                    "dora_exporter_github_rate_limit_remaining", "Requests left in GitHub's current rate-limit window"
+                )
+                rate.add_metric([], self.health.github_rate_limit_remaining)
+                out.append(rate)
+        return out

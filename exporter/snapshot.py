@@ -94,6 +94,7 @@ class Snapshot:
     computed_at: datetime
     pairs: tuple[PairSnapshot, ...] = ()
     unmatched: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    changes_without_pull_request: int = 0
 
     def pair(self, service: str, environment: str) -> PairSnapshot | None:
         return next((p for p in self.pairs if p.key == PairKey(service, environment)), None)
@@ -107,6 +108,7 @@ def build(
     thresholds: Thresholds,
     unmatched: Mapping[tuple[str, str], int] | None = None,
     live: Mapping[PairKey, LiveState] | None = None,
+    changes_without_pull_request: int = 0,
 ) -> Snapshot:
     """Everything ``/metrics`` serves, for every pair seen or configured.
 
@@ -145,7 +147,7 @@ def build(
                 degraded=state.degraded,
             )
         )
-    return Snapshot(now, tuple(pairs), dict(unmatched or {}))
+    return Snapshot(now, tuple(pairs), dict(unmatched or {}), changes_without_pull_request)
 
 
 def report_rows(

@@ -27,6 +27,7 @@ EXPORTER_METRICS = frozenset(
         "dora_exporter_unmatched_total",
         "dora_exporter_build_info",
         "dora_exporter_github_rate_limit_remaining",
+        "dora_exporter_changes_without_pull_request_total",
         "dora_exporter_scrape_duration_seconds",
         "dora_exporter_ingest_duration_seconds",
     }

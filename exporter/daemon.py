@@ -219,7 +219,7 @@ class Daemon:
 
     def on_github_event(self, event: str, payload: dict[str, Any]) -> None:
         """A verified webhook: run the poll that would see it now instead of at its next interval."""
-        log.info("webhook.github.event", event=event, action=payload.get("action"))
+        log.info("webhook.github.event", github_event=event, action=payload.get("action"))
         jobs = {
             "issues": ["github-incidents"],
             "push": [f"gitops-{i}" for i in range(len(self.ingesters))],

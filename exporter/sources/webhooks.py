@@ -91,7 +91,7 @@ class GitHubWebhook:
         try:
             self._queue.put_nowait((event, payload))
         except queue.Full:
-            log.warning("webhook.github.queue_full", delivery=delivery, event=event)
+            log.warning("webhook.github.queue_full", delivery=delivery, github_event=event)
             return 503, "busy; polling will catch up"
         self._remember_delivery(delivery)
         return 202, "accepted"
@@ -111,5 +111,5 @@ class GitHubWebhook:
             try:
                 self.on_event(event, payload)
             except Exception:  # one bad event must not end the worker; logged with its traceback
-                log.exception("webhook.github.handler_failed", event=event)
+                log.exception("webhook.github.handler_failed", github_event=event)
             self.processed += 1

@@ -632,6 +632,9 @@ def parse(raw: Any, environ: Mapping[str, str] | None = None, base_dir: Path | N
                 raise ConfigError(f"services[{i}].repo", "must be github:owner/name")
             if not github.enabled:
                 raise ConfigError(f"services[{i}].repo", "a github: repository needs github.enabled: true")
+    secrets = _secrets(environ)
+    if github.enabled and secrets.github_app_id and not secrets.github_token and github.app_installation_id is None:
+        raise ConfigError("github.app_installation_id", "is required to authenticate as a GitHub App")
     if change_start == "pr_first_commit" and not github.enabled:
         raise ConfigError("change_start", "pr_first_commit needs the GitHub source (github.enabled: true)")
     names = _names(r.section("names"))
@@ -659,7 +662,7 @@ def parse(raw: Any, environ: Mapping[str, str] | None = None, base_dir: Path | N
         services=services,
         names=names,
         environments=environments,
-        secrets=_secrets(environ),
+        secrets=secrets,
         github=github,
     )
 

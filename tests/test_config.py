@@ -485,3 +485,99 @@ def test_service_takes_the_longest_match_when_both_share_a_segment() -> None:
     m = _path_regex("apps/{service}-{environment}.yaml").match("apps/user-service-prod.yaml")
     assert m is not None
     assert (m.group("service"), m.group("environment")) == ("user-service", "prod")
+
+
+# -- github ---------------------------------------------------------------------------------------
+
+GITHUB_BASE: dict[str, Any] = {
+    "services": [{"name": "shop", "repo": "github:acme/shop", "paths": ["services/shop"]}],
+    "change_start": "pr_first_commit",
+}
+
+
+def test_the_charts_github_section_and_webhook_listener_are_accepted() -> None:
+    cfg = config.parse({"github": {"enabled": False}, "http": {"webhook_listen": "0.0.0.0:9479"}}, environ={})
+    assert not cfg.github.enabled and cfg.webhook_listen == ("0.0.0.0", 9479)
+
+
+def test_a_full_github_section() -> None:
+    raw = {
+        **GITHUB_BASE,
+        "github": {
+            "enabled": True,
+            "base_url": "https://ghe.example.com/api/v3/",
+            "poll_interval": "2m",
+            "budget": "20s",
+            "max_rate_limit_wait": "30s",
+            "incidents": {
+                "repos": ["acme/ops"],
+                "label": "sev",
+                "failure_window": "12h",
+                "services": [
+                    {"service": "shop", "label": "svc:shop"},
+                    {"service": "shop", "title_pattern": "(?i)shop"},
+                ],
+            },
+        },
+    }
+    cfg = config.parse(raw, environ={"DORA_GITHUB_TOKEN": "ghp_secret"})
+    g = cfg.github
+    assert (g.base_url, g.poll_interval, g.budget, g.max_rate_limit_wait) == (
+        "https://ghe.example.com/api/v3",
+        120,
+        20,
+        30,
+    )
+    assert g.incidents.repos == ("acme/ops",) and g.incidents.failure_window == 12 * 3600
+    assert g.incidents.environment is None and [m.service for m in g.incidents.services] == ["shop", "shop"]
+    assert "ghp_secret" not in str(cfg.redacted())
+    assert cfg.redacted()["github"]["incidents"]["label"] == "sev"
+
+
+def test_incidents_default_to_the_incident_label_and_a_24h_window() -> None:
+    raw = {
+        **GITHUB_BASE,
+        "github": {"enabled": True, "incidents": {"repos": ["a/b"], "services": [{"service": "shop", "label": "x"}]}},
+    }
+    inc = config.parse(raw, environ={}).github.incidents
+    assert (inc.label, inc.failure_window) == ("incident", 24 * 3600)
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"change_start": "pr_first_commit"}, "change_start"),
+        ({"services": [{"name": "s", "repo": "github:acme/s"}]}, "services[0].repo"),
+        ({"services": [{"name": "s", "repo": "github:acme"}], "github": {"enabled": True}}, "services[0].repo"),
+        ({"github": {"enabled": True, "base_url": "ftp://x"}}, "github.base_url"),
+        ({"github": {"budget": "0s"}}, "github.budget"),
+        ({"github": {"retries": 11}}, "github.retries"),
+        ({"github": {"tokn": "x"}}, "github.tokn"),
+        ({"github": {"incidents": {"repos": ["not-a-repo"]}}}, "github.incidents.repos"),
+        ({"github": {"incidents": {"repos": ["a/b"]}}}, "github.incidents.services"),
+        (
+            {"github": {"incidents": {"services": [{"service": "nope", "label": "x"}]}}},
+            "github.incidents.services[0].service",
+        ),
+        (
+            {"services": [{"name": "s"}], "github": {"incidents": {"services": [{"service": "s"}]}}},
+            "github.incidents.services[0].label",
+        ),
+        ({"github": {"incidents": {"failure_window": "0s"}}}, "github.incidents.failure_window"),
+    ],
+)
+def test_github_errors_name_the_key(raw: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        config.parse(raw, environ={})
+    assert err.value.key == key
+
+
+def test_a_github_app_needs_its_installation_id() -> None:
+    env = {"DORA_GITHUB_APP_ID": "123"}
+    with pytest.raises(ConfigError) as err:
+        config.parse({"github": {"enabled": True}}, environ=env)
+    assert err.value.key == "github.app_installation_id"
+    assert (
+        config.parse({"github": {"enabled": True, "app_installation_id": 9}}, environ=env).github.app_installation_id
+        == 9
+    )

@@ -995,6 +995,20 @@ def exporter() -> db.Dashboard:
             .override_by_name("alert threshold", threshold_line())
         )
         .with_panel(
+            ts_panel(
+                "Changes without a pull request",
+                "dora_exporter_changes_without_pull_request_total per hour: changes whose merged pull request "
+                "was looked up on GitHub and not found (direct pushes; their lead time starts at the commit).",
+                units.Short,
+                w=12,
+            ).with_target(
+                query(
+                    f"sum(increase(dora_exporter_changes_without_pull_request_total{{{s}}}[1h]))",
+                    "direct pushes",
+                )
+            )
+        )
+        .with_panel(
             table.Panel()
             .title("Firing DORA alerts")
             .description("ALERTS of alerts/dora-rules.yaml that are firing now.")

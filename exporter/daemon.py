@@ -173,8 +173,8 @@ class Daemon:
         return result
 
     def _note_rate_limit(self) -> None:
-        if self.github is not None and self.github.rate_limit_remaining is not None:
-            self.health.github_rate_limit_remaining = self.github.rate_limit_remaining
+        if self.github is not None:
+            self.health.github_rate_limit_remaining = dict(self.github.remaining_by_resource)
 
     def poll_github_incidents(self) -> IncidentResult | None:
         """One guarded incident pass within ``github.budget``; never takes the gitops lock, so a

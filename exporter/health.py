@@ -34,7 +34,8 @@ class Health:
         self.heartbeats: dict[str, float] = {}
         self.store_open = False
         self.scrape_duration = 0.0
-        self.github_rate_limit_remaining: float | None = None  # from the last GitHub answer's headers
+        # GitHub requests left per rate-limit resource (core, search, ...), from the last answers
+        self.github_rate_limit_remaining: dict[str, float] = {}
 
     def success(self, source: str, part: str, duration: float) -> None:
         with self._lock:

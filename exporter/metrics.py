@@ -212,10 +212,12 @@ class DoraCollector(Collector):
             )
             no_pr.add_metric([], snap.changes_without_pull_request)
             out.append(no_pr)
-            if self.health.github_rate_limit_remaining is not None:
-                rate = GaugeMetricFamily(
-                    "dora_exporter_github_rate_limit_remaining", "Requests left in GitHub's current rate-limit window"
-                )
-                rate.add_metric([], self.health.github_rate_limit_remaining)
-                out.append(rate)
+            rate = GaugeMetricFamily(
+                "dora_exporter_github_rate_limit_remaining",
+                "Requests left in GitHub's current rate-limit window",
+                labels=["resource"],
+            )
+            for resource, remaining in sorted(dict(self.health.github_rate_limit_remaining).items()):
+                rate.add_metric([resource], remaining)
+            out.append(rate)
         return out

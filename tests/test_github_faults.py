@@ -75,12 +75,20 @@ def test_primary_limit_with_a_far_reset_returns_within_budget_and_the_next_run_r
     sources, errors = d.health.copy()
     assert not sources["github"].up and sources["gitops"].up
     assert errors[("github", "rate_limited")] == 1
-    assert d.health.github_rate_limit_remaining == 0
+    assert d.health.github_rate_limit_remaining == {"core": 0}
+    sample = d.registry.get_sample_value
+    assert sample("dora_exporter_source_up", {"source": "github"}) == 0
+    assert sample("dora_exporter_source_up", {"source": "gitops"}) == 1
+    assert sample("dora_exporter_github_rate_limit_remaining", {"resource": "core"}) == 0
+    assert sample("dora_exporter_source_errors_total", {"source": "github", "kind": "rate_limited"}) == 1
+    assert sample("dora_exporter_changes_without_pull_request_total") == 0
     # the limit is over: the next run picks up the incident, once
     result = d.poll_github_incidents()
     assert result is not None and result.new == 1
     assert _incidents(d) == ["acme/ops#1"]
     assert d.health.copy()[0]["github"].up
+    assert sample("dora_exporter_source_up", {"source": "github"}) == 1
+    assert sample("dora_exporter_unmatched_total", {"source": "github", "reason": "incident_unattributed"}) == 0
     d.close()
 
 

@@ -139,8 +139,9 @@ class Client:
         )
         self._local = threading.local()
         self._lock = threading.Lock()
-        self.rate_limit_remaining: float | None = None
+        self.rate_limit_remaining: float | None = None  # of the last answer, whatever its resource
         self.rate_limit_reset: float | None = None
+        self.remaining_by_resource: dict[str, float] = {}
         self.requests = 0
 
     @contextmanager
@@ -164,6 +165,9 @@ class Client:
             self.requests += 1
             if remaining is not None and remaining.isdigit():
                 self.rate_limit_remaining = float(remaining)
+                resource = _header(headers, "x-ratelimit-resource") or "core"
+                if re.fullmatch(r"[a-z_]{1,40}", resource):  # a bounded label: core, search, graphql, ...
+                    self.remaining_by_resource[resource] = float(remaining)
             if reset is not None and reset.isdigit():
                 self.rate_limit_reset = float(reset)
 

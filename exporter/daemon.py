@@ -23,7 +23,7 @@ from exporter.explaining import explain
 from exporter.health import Health
 from exporter.http import HttpApp
 from exporter.ingesting import GitOpsIngester, IngestResult, Repos
-from exporter.ingesting_github import IncidentIngester, IncidentResult, StoreCache
+from exporter.ingesting_github import ChangeResolver, IncidentIngester, IncidentResult, ResolveResult, StoreCache
 from exporter.metrics import DoraCollector, SnapshotHolder
 from exporter.model import PairKey
 from exporter.sources.github import Client, Settings
@@ -74,6 +74,7 @@ class Daemon:
             if github_parts:
                 parts["github"] = github_parts
         self.repos = Repos(cfg, self.github)
+        self.resolver = ChangeResolver(cfg, self.store, self.repos) if self.github and self.github_repos else None
         self.health = Health(parts)
         self.health.store_open = True
         self.holder = SnapshotHolder(snapshot.Snapshot(datetime.now(UTC)))
@@ -87,6 +88,7 @@ class Daemon:
         self._live: dict[PairKey, snapshot.LiveState] = {}
         self._busy = threading.Lock()
         self._github_busy = threading.Lock()
+        self._resolve_busy = threading.Lock()
         self.http: HttpApp | None = None
         self.scheduler: BackgroundScheduler | None = None
         self.webhook: GitHubWebhook | None = None
@@ -157,8 +159,6 @@ class Daemon:
                 self._note_rate_limit()
         duration = time.monotonic() - started
         self.health.success("gitops", ing.repo.key, duration)
-        if self.github is not None and self.github_repos:
-            self.health.success("github", "changes", duration)
         log.info(
             "gitops.polled",
             repo=ing.repo.key,
@@ -170,6 +170,56 @@ class Daemon:
         )
         if result.commits or result.force_push or not self.holder.get().pairs:
             self.recompute()
+        if result.deployments and self.resolver is not None:
+            self._run_now("github-changes")  # read the new deployments' changes now, on their own worker
+        return result
+
+    def _run_now(self, job_id: str) -> None:
+        scheduler = self.scheduler
+        if scheduler is not None and scheduler.get_job(job_id) is not None:
+            scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
+
+    def resolve_github_changes(self) -> ResolveResult | None:
+        """One guarded pass over deployments whose changes are read through GitHub, within the budget."""
+        if self.resolver is None or self.github is None:
+            return None
+        started = time.monotonic()
+        with self._resolve_busy:
+            try:
+                with self.github.budget(self.cfg.github.budget):
+                    result = self.resolver.poll(self.stop)
+            except SourceError as exc:
+                if exc.kind != "budget_exhausted":
+                    self.health.failure("github", "changes", exc.kind, str(exc))
+                    log.warning("github.changes_failed", kind=exc.kind, error=str(exc))
+                    self.recompute()
+                    return None
+                log.info("github.changes_budget_exhausted", budget=self.cfg.github.budget)
+                result = ResolveResult(stopped=True)
+            except StoreError as exc:
+                self.health.failure("github", "changes", "store", str(exc))
+                log.error("github.store_failed", error=str(exc))
+                return None
+            except Exception as exc:
+                self.health.failure("github", "changes", "unexpected", repr(exc))
+                log.exception("github.changes_crashed")
+                return None
+            finally:
+                self._note_rate_limit()
+        duration = time.monotonic() - started
+        self.health.success("github", "changes", duration)
+        log.info(
+            "github.changes_read",
+            deployments=result.deployments,
+            changes=result.changes,
+            unresolved=result.unresolved,
+            stopped=result.stopped,
+            seconds=round(duration, 3),
+        )
+        if result.deployments or result.unresolved:
+            self.recompute()
+        if result.stopped and not self.stop.is_set():
+            self._run_now("github-changes")  # the budget ran out with work left: continue on the next tick
         return result
 
     def _note_rate_limit(self) -> None:
@@ -222,18 +272,21 @@ class Daemon:
         log.info("webhook.github.event", github_event=event, action=payload.get("action"))
         jobs = {
             "issues": ["github-incidents"],
+            "deployment_status": [],
             "push": [f"gitops-{i}" for i in range(len(self.ingesters))],
             "pull_request": [f"gitops-{i}" for i in range(len(self.ingesters))]
             if payload.get("action") == "closed"
             else [],
         }.get(event, [])
-        scheduler = self.scheduler
         for job_id in jobs:
-            if scheduler is not None and scheduler.get_job(job_id) is not None:
-                scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
+            self._run_now(job_id)
 
     def ingest_once(self, progress: bool = False) -> list[IngestResult | None]:
         results = [self.poll_gitops(ing, progress) for ing in self.ingesters]
+        while self.resolver is not None and self.resolver.pending():
+            resolved = self.resolve_github_changes()  # a one-shot ingest reads every queued deployment
+            if resolved is None or not (resolved.deployments or resolved.unresolved):
+                break
         self.poll_github_incidents()
         self.recompute()
         return results
@@ -267,7 +320,7 @@ class Daemon:
         log.info("daemon.started", version=__version__, listen=f"{host}:{port}", repos=len(self.ingesters))
         scheduler = self.scheduler = BackgroundScheduler(
             # one worker per job: a slow GitHub job never waits for, or holds up, a GitOps poll
-            executors={"default": ThreadPoolExecutor(max_workers=max(3, len(self.ingesters) + 2))},
+            executors={"default": ThreadPoolExecutor(max_workers=len(self.ingesters) + 3)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
@@ -284,6 +337,14 @@ class Daemon:
                 name=f"gitops {ing.repo.key}",
                 next_run_time=datetime.now(UTC),
             )
+        if self.resolver is not None:
+            scheduler.add_job(
+                self.resolve_github_changes,
+                IntervalTrigger(seconds=self.cfg.github.poll_interval),
+                id="github-changes",
+                name="github changes",
+                next_run_time=datetime.now(UTC),
+            )
         if self.incidents is not None:
             scheduler.add_job(
                 self.poll_github_incidents,
@@ -297,7 +358,7 @@ class Daemon:
         log.info("daemon.stopping")
         deadline = time.monotonic() + STOP_BUDGET_SECONDS
         scheduler.shutdown(wait=False)
-        for lock in (self._busy, self._github_busy):
+        for lock in (self._busy, self._github_busy, self._resolve_busy):
             if lock.acquire(timeout=max(0.1, deadline - time.monotonic())):
                 lock.release()
             else:

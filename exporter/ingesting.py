@@ -19,7 +19,7 @@ import structlog
 from exporter.config import GITHUB_REPO_PREFIX, Config, GitOpsRepo, _redact_url
 from exporter.correlate import Transition, rollback_kind, tag_commit_candidate
 from exporter.errors import SourceError
-from exporter.model import Change, DeploymentSource, FailureReason, ManifestValue, Skip
+from exporter.model import Change, Deployment, DeploymentSource, FailureReason, ManifestValue, Skip
 from exporter.sources import gitops
 from exporter.sources.git import Git, fetch, open_repo
 from exporter.sources.github import Client, GitHubRepo
@@ -84,7 +84,14 @@ class Repos:
         self._open: dict[str, tuple[Git, bool]] = {}
         self._lock = threading.Lock()
 
-    def lister(self, repo: str, gitops_repo: str, gitops_git: Git) -> ChangeLister:
+    @staticmethod
+    def deferred(repo: str) -> bool:
+        """Repositories read through a remote API: their commits and changes are read after the
+        GitOps poll by their own job (``ingesting_github.ChangeResolver``), so that a slow or
+        failing API never holds up a GitOps poll."""
+        return repo.startswith(GITHUB_REPO_PREFIX)
+
+    def lister(self, repo: str, gitops_repo: str, gitops_git: Git | None) -> ChangeLister:
         """The change lister of a service repository (the GitOps clone itself when they are the same)."""
         if repo.startswith(GITHUB_REPO_PREFIX):
             if self.github is None:
@@ -92,7 +99,7 @@ class Repos:
             return GitHubRepo(
                 self.github, repo.removeprefix(GITHUB_REPO_PREFIX), self.cfg.change_start == "pr_first_commit"
             )
-        if repo == gitops_repo:
+        if repo == gitops_repo and gitops_git is not None:
             return gitops_git
         return self.get(repo, _service_key(repo), False)
 
@@ -254,7 +261,8 @@ class GitOpsIngester:
         svc = self.cfg.service(value.service)
         source_git: ChangeLister | None = None
         commit: str | None = None
-        if svc is not None and svc.repo:
+        deferred = svc is not None and svc.repo is not None and self.repos.deferred(svc.repo)
+        if svc is not None and svc.repo and not deferred:
             source_git = self.repos.lister(svc.repo, self.repo.repo, gitops_git)
             candidate = tag_commit_candidate(value.value, svc.tag_pattern)
             commit = source_git.resolve(candidate) if candidate else None
@@ -280,6 +288,8 @@ class GitOpsIngester:
             message=value.message,
             baseline=prev is None,
         )
+        if inserted and deferred and svc is not None and svc.repo:
+            tx.add_pending_changes(dep_id, svc.repo, key)
         if not inserted or prev is None:
             return inserted
         if commit is not None and source_git is not None and svc is not None and base is not None and base.commit:
@@ -293,22 +303,31 @@ class GitOpsIngester:
             and source_git
             and source_git.is_ancestor(commit, prev.commit)
         )
-        kind = rollback_kind(
+        record_rollback(
+            tx,
+            self.cfg,
+            prev,
             Transition(prev.version, prev.deployed_at, value.value, value.committed_at, value.message, is_ancestor),
-            self.cfg.revert_pattern,
-            self.cfg.rollback_min_age,
+            dep_id,
         )
-        if kind is not None:
-            tx.add_failure(
-                natural_key=f"rollback:{prev.id}",
-                service=value.service,
-                environment=value.environment,
-                reason=FailureReason.ROLLBACK,
-                started_at=prev.deployed_at.timestamp(),
-                deployment_id=prev.id,
-                restored_at=value.committed_at.timestamp(),
-                restored_by=dep_id,
-                detail=kind.value,
-            )
-            tx.mark_rework(dep_id)
         return True
+
+
+def record_rollback(tx: Tx, cfg: Config, prev: Deployment, t: Transition, dep_id: int) -> bool:
+    """Mark ``prev`` failed and ``dep_id`` rework when the transition is a rollback (idempotent)."""
+    kind = rollback_kind(t, cfg.revert_pattern, cfg.rollback_min_age)
+    if kind is None:
+        return False
+    tx.add_failure(
+        natural_key=f"rollback:{prev.id}",
+        service=prev.service,
+        environment=prev.environment,
+        reason=FailureReason.ROLLBACK,
+        started_at=prev.deployed_at.timestamp(),
+        deployment_id=prev.id,
+        restored_at=t.deployed_at.timestamp(),
+        restored_by=dep_id,
+        detail=kind.value,
+    )
+    tx.mark_rework(dep_id)
+    return True

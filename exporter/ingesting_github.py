@@ -1,4 +1,12 @@
-"""Ingesting GitHub incidents: issues with the incident label become failures in the store.
+"""Ingesting from GitHub: the changes of deployments of ``github:`` services, and incidents.
+
+**Changes.** The GitOps poll records a deployment of a ``github:`` service at once and queues it
+(``pending_changes``); ``ChangeResolver`` then resolves its tag, lists its changes against the
+previous resolved deployment of the pair and checks ancestry for rollbacks, one deployment per
+transaction, oldest first. A GitHub fault stops the pass where it is; the queue keeps the rest
+for the next run, so a slow or failing GitHub never holds up a GitOps poll and nothing is lost.
+
+**Incidents.** Issues with the incident label become failures in the store.
 
 An incident maps to a service by label or title pattern and is attributed, once, when first seen,
 to the latest deployment of that service in the incident environment (default: production) that
@@ -22,6 +30,8 @@ from datetime import timedelta
 import structlog
 
 from exporter.config import Config, IncidentService
+from exporter.correlate import Transition, tag_commit_candidate
+from exporter.ingesting import Repos, record_rollback
 from exporter.model import Skip
 from exporter.sources.github import Client, Issue, incident_issues, parse_time
 from exporter.store import Store, Tx
@@ -43,6 +53,72 @@ class StoreCache:
     def put(self, key: str, etag: str | None, body: str) -> None:
         with self.store.transaction() as tx:
             tx.cache_put(key, etag, body)
+
+
+@dataclass
+class ResolveResult:
+    deployments: int = 0
+    changes: int = 0
+    unresolved: int = 0
+    stopped: bool = False
+
+
+class ChangeResolver:
+    """Reads the commits and changes of queued deployments through the API, oldest first."""
+
+    def __init__(self, cfg: Config, store: Store, repos: Repos) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.repos = repos
+
+    def pending(self) -> int:
+        return len(self.store.pending_changes())
+
+    def poll(self, stop: threading.Event | None = None) -> ResolveResult:
+        """One pass over the queue; raises ``SourceError`` on a GitHub fault (what is done stays done)."""
+        stop = stop or threading.Event()
+        result = ResolveResult()
+        for dep_id, repo, key in self.store.pending_changes():
+            if stop.is_set():
+                result.stopped = True
+                break
+            with self.store.transaction() as tx:
+                self._resolve(tx, dep_id, repo, key, result)
+        return result
+
+    def _resolve(self, tx: Tx, dep_id: int, repo: str, key: str, result: ResolveResult) -> None:
+        d = tx.deployment(dep_id)
+        svc = self.cfg.service(d.service) if d is not None else None
+        if d is None or svc is None or svc.repo != repo:
+            tx.resolve_pending(dep_id, None)  # the service moved to another repo: nothing to read here
+            return
+        lister = self.repos.lister(repo, "", None)
+        candidate = tag_commit_candidate(d.version, svc.tag_pattern)
+        commit = lister.resolve(candidate) if candidate else None
+        if commit is None:
+            if tx.record_skip(Skip("gitops", "unresolved_tag", key, f"{d.service} {d.environment} tag {d.version}")):
+                result.unresolved += 1
+                log.warning("github.unresolved_tag", service=d.service, environment=d.environment, tag=d.version)
+            tx.resolve_pending(dep_id, None)
+            return
+        prev = tx.deployment_preceding(d)
+        base = tx.deployment_preceding(d, resolved=True)
+        if prev is not None and base is not None and base.commit:
+            result.changes += tx.add_changes(
+                dep_id, d.service, d.environment, lister.changes(commit, [base.commit], svc.paths)
+            )
+        if prev is not None and prev.commit and prev.commit != commit:
+            is_ancestor = lister.is_ancestor(commit, prev.commit)
+            if is_ancestor:
+                record_rollback(
+                    tx,
+                    self.cfg,
+                    prev,
+                    Transition(prev.version, prev.deployed_at, d.version, d.deployed_at, d.message, True),
+                    dep_id,
+                )
+        tx.resolve_pending(dep_id, commit)
+        result.deployments += 1
 
 
 @dataclass

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from exporter.errors import SourceError
+from exporter.ingesting import Repos
+from exporter.ingesting_github import ChangeResolver, ResolveResult
 from exporter.model import PairKey
 from exporter.sources.github import MemoryCache
 from tests.github_support import client_for
@@ -41,6 +46,12 @@ class _StoreCache:
             tx.cache_put(key, etag, body)
 
 
+def _ingest(e: Exporter) -> ResolveResult:
+    """A GitOps poll, then the GitHub job that reads the queued deployments' commits and changes."""
+    e.poll()
+    return ChangeResolver(e.cfg, e.store, Repos(e.cfg, e.github)).poll()
+
+
 def _deploy(gitops: GitRepo, sha: str, when: int) -> None:
     gitops.commit(f"Promote to production: {sha}", when, {manifest("shop"): values_yaml(sha)})
 
@@ -60,7 +71,7 @@ def test_squash_merged_pr_measures_from_its_first_commit_and_direct_push_from_co
     docs = repo.commit("docs only", ["docs/readme.md"], merged + 2 * HOUR)
     deployed = merged + 5 * HOUR
     _deploy(gitops, docs, deployed)
-    e.poll()
+    _ingest(e)
 
     assert e.change_shas("shop")[1] == [squash, push]
     leads = {
@@ -81,7 +92,7 @@ def test_a_600_commit_compare_is_fully_paged_and_each_commit_fetched_once(tmp_pa
     _deploy(gitops, base, T0 + HOUR)
     shas = [repo.commit(f"c{i}", ["services/shop/x.py"], T0 + 2 * HOUR + i) for i in range(600)]
     _deploy(gitops, shas[-1], T0 + DAY)
-    e.poll()
+    _ingest(e)
 
     assert e.change_shas("shop")[1] == shas
     pages = [r for r in fake.hits("/compare/") if r.query.get("per_page") != "1"]
@@ -130,3 +141,47 @@ def test_tags_resolve_through_the_api(fake: FakeGitHub) -> None:
     assert gh.resolve("refs/tags/v2") is None
     assert gh.resolve("0" * 40) is None
     assert gh.is_ancestor(sha, sha)
+
+
+def test_a_failing_github_never_holds_up_the_gitops_poll_and_loses_nothing(tmp_path: Path, fake: FakeGitHub) -> None:
+    repo = fake.repo("acme/shop")
+    base = repo.commit("initial", ["services/shop/main.py"], T0)
+    e, gitops = _exporter(tmp_path, fake, change_start="commit_time")
+    _deploy(gitops, base, T0 + HOUR)
+    c1 = repo.commit("one", ["services/shop/a.py"], T0 + 2 * HOUR)
+    _deploy(gitops, c1, T0 + 3 * HOUR)
+    c2 = repo.commit("two", ["services/shop/b.py"], T0 + 4 * HOUR)
+    _deploy(gitops, c2, T0 + 5 * HOUR)
+    fake.fault("/compare/", *[(502, {}, {"message": "Server Error"})] * 4)  # one try, three retries
+
+    result = e.poll()  # GitHub is down: the GitOps poll records every deployment regardless
+    assert result.deployments == 3 and e.store.cursor(f"gitops:{e.cfg.gitops[0].key}") == gitops.sha()
+    resolver = ChangeResolver(e.cfg, e.store, Repos(e.cfg, e.github))
+    with pytest.raises(SourceError) as err:
+        resolver.poll()
+    assert err.value.kind == "server_error"
+    assert resolver.pending() == 2  # the baseline resolved; the first real deployment stopped at its compare
+    assert e.change_shas("shop") == [[], [], []]
+
+    done = resolver.poll()  # GitHub is back: the queue drains in order, nothing twice
+    assert (done.deployments, done.changes) == (2, 2) and resolver.pending() == 0
+    assert e.change_shas("shop") == [[], [c1], [c2]]
+    assert [d[3] for d in e.deployments("shop")] == [base, c1, c2]
+    assert resolver.poll().deployments == 0
+    e.close()
+
+
+def test_an_ancestor_tag_through_github_is_a_rollback(tmp_path: Path, fake: FakeGitHub) -> None:
+    repo = fake.repo("acme/shop")
+    c0 = repo.commit("initial", ["services/shop/main.py"], T0)
+    e, gitops = _exporter(tmp_path, fake, change_start="commit_time")
+    _deploy(gitops, c0, T0 + HOUR)
+    c1 = repo.commit("one", ["services/shop/a.py"], T0 + 2 * HOUR)
+    _deploy(gitops, c1, T0 + 3 * HOUR)
+    gitops.commit(f"Pin {c0}", T0 + 5 * HOUR, {manifest("shop"): values_yaml(c0)})  # no revert wording
+    _ingest(e)
+    deps = e.deployments("shop")
+    assert [d[5] for d in deps] == [False, False, True]  # the third deployment is rework
+    [failure] = e.store.failures("shop", "prod")
+    assert failure.detail == "ancestor" and failure.restored_at is not None
+    e.close()

@@ -23,7 +23,16 @@ from exporter.store.schema import MIGRATIONS
 from tests.gitrepo import HOUR, MINUTE, T0, Exporter, GitRepo, manifest, values_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-TABLES = {"deployments", "changes", "failures", "unmatched", "gitops_state", "cursors", "github_cache"}
+TABLES = {
+    "deployments",
+    "changes",
+    "failures",
+    "unmatched",
+    "gitops_state",
+    "cursors",
+    "github_cache",
+    "pending_changes",
+}
 
 Rows = dict[str, list[tuple[Any, ...]]]
 

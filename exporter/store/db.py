@@ -133,6 +133,33 @@ class _Reads:
         row = self.conn.execute("SELECT COUNT(*) FROM changes WHERE pr_checked = 1 AND pr_number IS NULL").fetchone()
         return int(row[0])
 
+    def pending_changes(self) -> list[tuple[int, str, str]]:
+        """(deployment id, repo, natural key) of deployments whose commit and changes are still to be
+        read from a remote source, oldest deployment first."""
+        rows = self.conn.execute(
+            "SELECT p.deployment_id, p.repo, p.natural_key FROM pending_changes p "
+            "JOIN deployments d ON d.id = p.deployment_id ORDER BY d.deployed_at, d.id"
+        )
+        return [(int(a), str(b), str(c)) for a, b, c in rows]
+
+    def deployment(self, deployment_id: int) -> Deployment | None:
+        row = self.conn.execute(
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments WHERE id = ?",  # noqa: S608
+            (deployment_id,),
+        ).fetchone()
+        return None if row is None else _deployment(row)
+
+    def deployment_preceding(self, d: Deployment, resolved: bool = False) -> Deployment | None:
+        """The pair's deployment just before ``d`` (with a resolved commit, if asked)."""
+        where = " AND commit_sha IS NOT NULL" if resolved else ""
+        ts = d.deployed_at.timestamp()
+        row = self.conn.execute(
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments WHERE service = ? AND environment = ?{where} "  # noqa: S608
+            "AND (deployed_at < ? OR (deployed_at = ? AND id < ?)) ORDER BY deployed_at DESC, id DESC LIMIT 1",
+            (d.service, d.environment, ts, ts, d.id),
+        ).fetchone()
+        return None if row is None else _deployment(row)
+
     def cache_get(self, key: str) -> tuple[str | None, str] | None:
         """A cached GitHub answer: (etag, body), or ``None``."""
         row = self.conn.execute("SELECT etag, body FROM github_cache WHERE key = ?", (key,)).fetchone()
@@ -362,6 +389,18 @@ class Tx(_Reads):
             (service, environment, at),
         ).fetchone()
         return None if row is None else _deployment(row)
+
+    def add_pending_changes(self, deployment_id: int, repo: str, natural_key: str) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO pending_changes (deployment_id, repo, natural_key) VALUES (?, ?, ?)",
+            (deployment_id, repo, natural_key),
+        )
+
+    def resolve_pending(self, deployment_id: int, commit: str | None) -> None:
+        """Record the commit read for a pending deployment and drop it from the queue."""
+        if commit is not None:
+            self.conn.execute("UPDATE deployments SET commit_sha = ? WHERE id = ?", (commit, deployment_id))
+        self.conn.execute("DELETE FROM pending_changes WHERE deployment_id = ?", (deployment_id,))
 
     def cache_put(self, key: str, etag: str | None, body: str) -> None:
         self.conn.execute(

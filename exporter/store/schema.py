@@ -76,13 +76,20 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
-    # 2: GitHub source: pull request facts of a change, and a cache of immutable or ETag-validated answers
+    # 2: GitHub source: pull request facts of a change, deployments whose commit and changes are still to
+    # be read through the API, and a cache of immutable or ETag-validated answers
     """
     ALTER TABLE changes ADD COLUMN pr_checked INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE changes ADD COLUMN pr_number INTEGER;
     ALTER TABLE changes ADD COLUMN pr_first_commit_time REAL;
     ALTER TABLE changes ADD COLUMN pr_opened_at REAL;
     ALTER TABLE changes ADD COLUMN pr_merged_at REAL;
+
+    CREATE TABLE pending_changes (
+        deployment_id INTEGER PRIMARY KEY REFERENCES deployments (id),
+        repo TEXT NOT NULL,
+        natural_key TEXT NOT NULL
+    );
 
     CREATE TABLE github_cache (
         key TEXT PRIMARY KEY,

@@ -62,6 +62,7 @@ RANGE_STEP = 5.0
 # be empty (on a healthy demo they mostly are).
 MAY_BE_EMPTY: dict[str, str] = {
     r"dora_exporter_github_rate_limit_remaining": "the demo has no GitHub source",
+    r"dora_exporter_changes_without_pull_request_total": "the demo has no GitHub source",
     r"dora_exporter_source_errors_total": "no source fails on the demo",
     r"^ALERTS\{": "nothing fires on the healthy demo",
     r"== 1$": "no sync fails on the healthy demo",

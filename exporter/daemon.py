@@ -114,6 +114,7 @@ class Daemon:
                 self.store.unmatched_counts(),
                 live,
                 self.store.changes_without_pull_request(),
+                self.store.lead_time_phases() if self.cfg.github.lead_time_phases else None,
             )
             self.holder.set(snap)
             return snap

@@ -48,8 +48,10 @@ class SnapshotHolder:
             self._snapshot = snapshot
 
 
-def _hist(name: str, doc: str, hists: list[tuple[list[str], Histogram]]) -> HistogramMetricFamily:
-    fam = HistogramMetricFamily(name, doc, labels=PAIR)
+def _hist(
+    name: str, doc: str, hists: list[tuple[list[str], Histogram]], labels: list[str] | None = None
+) -> HistogramMetricFamily:
+    fam = HistogramMetricFamily(name, doc, labels=labels or PAIR)
     for labels, h in hists:
         buckets = [(_le(b), float(c)) for b, c in zip(h.bounds, h.cumulative, strict=True)]
         buckets.append(("+Inf", float(h.count)))
@@ -124,8 +126,10 @@ class DoraCollector(Collector):
         open_ = GaugeMetricFamily("dora_failure_open", "1 while a failure is not restored", labels=PAIR)
         leads: list[tuple[list[str], Histogram]] = []
         restores: list[tuple[list[str], Histogram]] = []
+        phases: list[tuple[list[str], Histogram]] = []
         for p in snap.pairs:
             lbl = [p.key.service, p.key.environment]
+            phases.extend(([*lbl, phase], h) for phase, h in p.lead_time_phases.items())
             deployments.add_metric(lbl, p.deployments_total)
             changes.add_metric(lbl, p.changes_total)
             for reason, n in p.failures_by_reason.items():
@@ -152,7 +156,19 @@ class DoraCollector(Collector):
             sync.add_metric(lbl, int(p.sync_failing))
             degraded.add_metric(lbl, int(p.degraded))
             open_.add_metric(lbl, int(p.failure_open))
+        extra: list[Metric] = []
+        if phases:
+            extra.append(
+                _hist(
+                    "dora_lead_time_phase_seconds",
+                    "Lead time of changes merged through a pull request, by phase: coding (first commit to opened), "
+                    "review (opened to merged), deploy (merged to deployed)",
+                    phases,
+                    [*PAIR, "phase"],
+                )
+            )
         return [
+            *extra,
             deployments,
             failures,
             changes,

@@ -87,6 +87,10 @@ class PairSnapshot:
     failure_open: bool
     sync_failing: bool = False
     degraded: bool = False
+    lead_time_phases: Mapping[str, Histogram] = field(default_factory=dict)
+
+
+PHASES = ("coding", "review", "deploy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +113,14 @@ def build(
     unmatched: Mapping[tuple[str, str], int] | None = None,
     live: Mapping[PairKey, LiveState] | None = None,
     changes_without_pull_request: int = 0,
+    phases: Mapping[PairKey, Mapping[str, Sequence[float]]] | None = None,
 ) -> Snapshot:
     """Everything ``/metrics`` serves, for every pair seen or configured.
 
     ``live`` fills ``sync_failing``/``degraded``; a pair missing from it is healthy, and a live
-    state of a pair neither seen nor configured is not served (labels stay bounded).
+    state of a pair neither seen nor configured is not served (labels stay bounded). ``phases``
+    (lead-time phases from pull requests, when enabled) gives every pair the three phase
+    histograms, empty ones included.
     """
     live = live or {}
     keys = sorted(set(histories) | set(known_pairs), key=lambda k: (k.service, k.environment))
@@ -145,6 +152,11 @@ def build(
                 failure_open=any(f.restored_at is None for f in h.failures),
                 sync_failing=state.sync_failing,
                 degraded=state.degraded,
+                lead_time_phases=(
+                    {ph: Histogram.of(LEAD_TIME_BUCKETS, phases.get(key, {}).get(ph, ())) for ph in PHASES}
+                    if phases is not None
+                    else {}
+                ),
             )
         )
     return Snapshot(now, tuple(pairs), dict(unmatched or {}), changes_without_pull_request)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from exporter import snapshot
+from exporter.dora import PRESETS
 from exporter.errors import SourceError
+from exporter.health import Health
 from exporter.ingesting import Repos
 from exporter.ingesting_github import ChangeResolver, ResolveResult
+from exporter.metrics import DoraCollector, SnapshotHolder
 from exporter.model import PairKey
 from exporter.sources.github import MemoryCache
 from tests.github_support import client_for
@@ -82,6 +88,25 @@ def test_squash_merged_pr_measures_from_its_first_commit_and_direct_push_from_co
     assert e.store.changes_without_pull_request() == 1
     # commit_time start is still available and measures the squash commit from the merge
     assert e.leads("shop")[squash] == 5 * HOUR
+
+    # lead-time phases (github.lead_time_phases): the pull request opened a minute after its first commit
+    phases = e.store.lead_time_phases()
+    assert phases == {PairKey("shop", "prod"): {"coding": [60.0], "review": [3 * DAY - 60.0], "deploy": [5 * HOUR]}}
+    snap = snapshot.build(
+        e.store.histories("pr_first_commit"),
+        [PairKey("cart", "prod")],
+        datetime.fromtimestamp(deployed, tz=UTC),
+        [("30d", 30 * DAY)],
+        PRESETS["dora-2023"],
+        phases=phases,
+    )
+    registry = CollectorRegistry()
+    registry.register(DoraCollector(SnapshotHolder(snap), Health({})))
+    labels = {"service": "shop", "environment": "prod"}
+    assert registry.get_sample_value("dora_lead_time_phase_seconds_sum", {**labels, "phase": "deploy"}) == 5 * HOUR
+    assert registry.get_sample_value("dora_lead_time_phase_seconds_count", {**labels, "phase": "review"}) == 1
+    cart = {"service": "cart", "environment": "prod", "phase": "coding"}
+    assert registry.get_sample_value("dora_lead_time_phase_seconds_count", cart) == 0  # known pairs start at 0
     e.close()
 
 

@@ -128,6 +128,23 @@ class _Reads:
             out.append(Change(sha, utc(at), utc(ct), subject, bool(checked), pr))
         return out
 
+    def lead_time_phases(self) -> dict[PairKey, dict[str, list[float]]]:
+        """Per pair, the coding (first commit to PR opened), review (opened to merged) and deploy
+        (merged to deployed) seconds of every change that came through a pull request."""
+        out: dict[PairKey, dict[str, list[float]]] = {}
+        rows = self.conn.execute(
+            "SELECT c.service, c.environment, c.pr_first_commit_time, c.pr_opened_at, c.pr_merged_at, d.deployed_at "
+            "FROM changes c JOIN deployments d ON d.id = c.deployment_id "
+            "WHERE c.pr_number IS NOT NULL AND c.pr_merged_at IS NOT NULL"
+        )
+        for service, env, first, opened, merged, deployed in rows:
+            opened = opened if opened is not None else first
+            phases = out.setdefault(PairKey(service, env), {"coding": [], "review": [], "deploy": []})
+            phases["coding"].append(max(0.0, opened - first))
+            phases["review"].append(max(0.0, merged - max(opened, first)))
+            phases["deploy"].append(max(0.0, deployed - merged))
+        return out
+
     def changes_without_pull_request(self) -> int:
         """Changes whose pull request was looked up and not found (direct pushes)."""
         row = self.conn.execute("SELECT COUNT(*) FROM changes WHERE pr_checked = 1 AND pr_number IS NULL").fetchone()

@@ -189,3 +189,61 @@ def test_the_token_never_reaches_the_logs(tmp_path: Path, fake: FakeGitHub, caps
     out = capsys.readouterr()
     assert TOKEN not in out.out + out.err
     assert TOKEN not in str(d.cfg.redacted())
+
+
+def test_a_github_app_authenticates_with_an_installation_token(
+    tmp_path: Path, fake: FakeGitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    fake.app = ("4242", public, 77)
+    (tmp_path / "app.pem").write_bytes(pem)
+    fake.repo("acme/ops").issue(1, "Shop down", ["incident", "service:shop"], T0 + HOUR)
+    gitops = GitRepo(tmp_path / "gitops")
+    gitops.commit("deploy", T0, {manifest("shop"): values_yaml("v1")})
+    raw = {
+        "store": {"path": str(tmp_path / "dora.db")},
+        "gitops": [
+            {
+                "repo": gitops.url,
+                "manifests": [{"path": "apps/{service}/{environment}/values.yaml", "yaml_key": "image.tag"}],
+            }
+        ],
+        "services": [{"name": "shop"}],
+        "github": {
+            "enabled": True,
+            "base_url": fake.base_url,
+            "app_installation_id": 77,
+            "incidents": {"repos": ["acme/ops"], "services": [{"service": "shop", "label": "service:shop"}]},
+        },
+    }
+    env = {"DORA_GITHUB_APP_ID": "4242", "DORA_GITHUB_APP_PRIVATE_KEY_FILE": str(tmp_path / "app.pem")}
+    d = Daemon(parse(raw, environ=env, base_dir=tmp_path))
+    d.poll_gitops(d.ingesters[0])
+    result = d.poll_github_incidents()
+    assert result is not None and result.new == 1
+    [grant] = fake.hits("/app/installations/77/access_tokens")
+    assert grant.status == 201 and grant.headers["authorization"].startswith("Bearer ")
+    assert all(r.headers["authorization"] == "token ghs_installation1" for r in fake.hits("/issues"))
+    d.close()
+    out = capsys.readouterr()
+    assert "PRIVATE KEY" not in out.out + out.err and "ghs_installation1" not in out.out + out.err
+    assert "PRIVATE KEY" not in str(d.cfg.redacted())
+
+
+def test_the_authorization_header_is_not_logged_even_at_debug(
+    fake: FakeGitHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    fake.repo("acme/ops").issue(1, "x", ["incident"], T0)
+    fake.fault("/issues", (502, {}, {"message": "Server Error"}))
+    with caplog.at_level(logging.DEBUG):
+        client = client_for(fake, MemoryCache())
+        list(client.pages("/repos/acme/ops/issues"))
+    assert caplog.records  # PyGithub and urllib3 did log the requests
+    assert TOKEN not in caplog.text

@@ -178,6 +178,8 @@ class FakeGitHub:
         self.rate_remaining = 5000
         self.rate_reset = int(time.time()) + 3600
         self.release = threading.Event()
+        self.tokens = {token}  # accepted bearer tokens: the PAT, and installation tokens once issued
+        self.app: tuple[str, bytes, int] | None = None  # GitHub App id, public key PEM, installation id
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self.base_url = ""
@@ -210,6 +212,9 @@ class FakeGitHub:
             def do_GET(self) -> None:
                 fake._handle(self)
 
+            def do_POST(self) -> None:
+                fake._handle_post(self)
+
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -221,6 +226,39 @@ class FakeGitHub:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+    def _handle_post(self, h: BaseHTTPRequestHandler) -> None:
+        """``POST /app/installations/{id}/access_tokens`` with the App's RS256 JWT, as GitHub does."""
+        import jwt
+
+        url = urlsplit(h.path)
+        req = Request(url.path, {}, {k.lower(): v for k, v in h.headers.items()})
+        with self._lock:
+            self.requests.append(req)
+        h.rfile.read(int(h.headers.get("Content-Length") or 0))
+        parts = url.path.strip("/").split("/")
+        if self.app is None or parts[:2] != ["app", "installations"] or parts[3:] != ["access_tokens"]:
+            self._send(h, req, 404, {}, {"message": "Not Found"})
+            return
+        app_id, public_key, installation = self.app
+        try:
+            claims = jwt.decode(req.headers.get("authorization", "").removeprefix("Bearer "), public_key, ["RS256"])
+        except jwt.PyJWTError:
+            self._send(h, req, 401, {}, {"message": "A JSON web token could not be decoded"})
+            return
+        if str(claims.get("iss")) != app_id or parts[2] != str(installation):
+            self._send(h, req, 404, {}, {"message": "Not Found"})
+            return
+        token = f"ghs_installation{len(self.tokens)}"
+        with self._lock:
+            self.tokens.add(token)
+        body = {
+            "token": token,
+            "expires_at": iso(time.time() + 3600),
+            "permissions": {"contents": "read", "issues": "read", "metadata": "read", "pull_requests": "read"},
+            "repository_selection": "all",
+        }
+        self._send(h, req, 201, {}, body)
 
     def _rate_headers(self) -> dict[str, str]:
         return {
@@ -247,7 +285,7 @@ class FakeGitHub:
             self._send(h, req, status, {**self._rate_headers(), **headers}, body)
             return
         auth = req.headers.get("authorization", "")
-        if auth not in (f"token {self.token}", f"Bearer {self.token}"):
+        if auth.removeprefix("token ").removeprefix("Bearer ") not in self.tokens:
             body = {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
             self._send(h, req, 401, self._rate_headers(), body)
             return

@@ -210,3 +210,26 @@ def test_an_ancestor_tag_through_github_is_a_rollback(tmp_path: Path, fake: Fake
     [failure] = e.store.failures("shop", "prod")
     assert failure.detail == "ancestor" and failure.restored_at is not None
     e.close()
+
+
+def test_a_spent_budget_stops_the_pass_and_the_next_run_resumes(tmp_path: Path, fake: FakeGitHub) -> None:
+    repo = fake.repo("acme/shop")
+    shas = [repo.commit("initial", ["services/shop/main.py"], T0)]
+    e, gitops = _exporter(tmp_path, fake, change_start="commit_time")
+    _deploy(gitops, shas[0], T0 + HOUR)
+    for i in range(1, 4):
+        shas.append(repo.commit(f"c{i}", ["services/shop/a.py"], T0 + i * 2 * HOUR))
+        _deploy(gitops, shas[-1], T0 + i * 2 * HOUR + HOUR)
+    e.poll()
+    assert e.github is not None
+    resolver = ChangeResolver(e.cfg, e.store, Repos(e.cfg, e.github))
+    # the last request for the first real deployment (its ancestry check) outlasts the whole budget
+    fake.fault(f"/compare/{shas[1]}...", "slow:0.8")
+    with e.github.budget(0.5), pytest.raises(SourceError) as err:
+        resolver.poll()
+    assert err.value.kind == "budget_exhausted"
+    assert resolver.pending() == 2  # the baseline and the slow one are done, committed; two are left
+    assert e.change_shas("shop") == [[], [shas[1]], [], []]
+    assert resolver.poll().deployments == 2
+    assert e.change_shas("shop") == [[], [shas[1]], [shas[2]], [shas[3]]]
+    e.close()

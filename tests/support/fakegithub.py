@@ -162,7 +162,8 @@ Answer = tuple[int, dict[str, str], Any]
 
 @dataclass
 class Fault:
-    """Answers to serve, in order, to requests whose path contains ``match``; "hang" blocks."""
+    """Answers to serve, in order, to requests whose path contains ``match``; "hang" blocks until
+    released, "slow:<seconds>" answers normally after that delay."""
 
     match: str
     answers: list[Answer | str] = field(default_factory=list)
@@ -280,6 +281,9 @@ class FakeGitHub:
         if answer == "hang":
             self.release.wait(30)
             answer = (502, {}, {"message": "Server Error"})
+        elif isinstance(answer, str) and answer.startswith("slow:"):
+            time.sleep(float(answer.removeprefix("slow:")))  # a slow GitHub: this answer comes late
+            answer = None
         if isinstance(answer, tuple):
             status, headers, body = answer
             self._send(h, req, status, {**self._rate_headers(), **headers}, body)

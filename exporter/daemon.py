@@ -88,6 +88,8 @@ class Daemon:
         self._live: dict[PairKey, snapshot.LiveState] = {}
         self._busy = threading.Lock()
         self._github_busy = threading.Lock()
+        self._gitops_read_at: dict[str, datetime] = {}  # per repo: start of its last complete poll
+        self._incidents_waiting = False
         self._resolve_busy = threading.Lock()
         self.http: HttpApp | None = None
         self.scheduler: BackgroundScheduler | None = None
@@ -139,6 +141,7 @@ class Daemon:
     def poll_gitops(self, ing: GitOpsIngester, progress: bool = False) -> IngestResult | None:
         """One guarded poll: errors are logged and counted, never raised into the scheduler."""
         started = time.monotonic()
+        read_at = datetime.now(UTC)
         with self._busy:
             try:
                 result = ing.poll(self.stop, Progress(ing.repo.key) if progress else None)
@@ -160,6 +163,11 @@ class Daemon:
                 self._note_rate_limit()
         duration = time.monotonic() - started
         self.health.success("gitops", ing.repo.key, duration)
+        if not result.stopped:
+            self._gitops_read_at[ing.repo.key] = read_at
+            if self._incidents_waiting and len(self._gitops_read_at) == len(self.ingesters):
+                self._incidents_waiting = False
+                self._run_now("github-incidents")
         log.info(
             "gitops.polled",
             repo=ing.repo.key,
@@ -232,11 +240,18 @@ class Daemon:
         slow or failing GitHub does not delay the GitOps polls."""
         if self.incidents is None or self.github is None:
             return None
+        # incidents are attributed once, to deployments already ingested: never read one newer
+        # than the GitOps history, and wait for the first complete GitOps poll after a start
+        if len(self._gitops_read_at) < len(self.ingesters):
+            log.info("github.incidents_waiting_for_gitops")
+            self._incidents_waiting = True
+            return None
+        horizon = min(self._gitops_read_at.values(), default=None)
         started = time.monotonic()
         with self._github_busy:
             try:
                 with self.github.budget(self.cfg.github.budget):
-                    result = self.incidents.poll(self.stop)
+                    result = self.incidents.poll(self.stop, horizon)
             except SourceError as exc:
                 if exc.kind != "budget_exhausted":
                     self.health.failure("github", "incidents", exc.kind, str(exc))
@@ -262,6 +277,7 @@ class Daemon:
             issues=result.issues,
             new=result.new,
             unattributed=result.unattributed,
+            deferred=result.deferred,
             stopped=result.stopped,
             seconds=round(duration, 3),
         )

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -127,6 +127,7 @@ class IncidentResult:
     new: int = 0
     unattributed: int = 0
     unmapped: int = 0
+    deferred: int = 0
     stopped: bool = False
 
 
@@ -149,9 +150,13 @@ class IncidentIngester:
         self.incidents = cfg.github.incidents
         self.environment = self.incidents.environment or cfg.production_environment
 
-    def poll(self, stop: threading.Event | None = None) -> IncidentResult:
+    def poll(self, stop: threading.Event | None = None, horizon: datetime | None = None) -> IncidentResult:
         """One pass over every configured repository; raises ``SourceError`` on a GitHub fault
-        (the issues applied so far stay applied, with their cursor)."""
+        (the issues applied so far stay applied, with their cursor).
+
+        ``horizon`` is when the GitOps history was last read completely: an issue updated after it
+        waits for the next pass (the list is in update order, so the pass ends there), because the
+        deployment it should be attributed to may not be ingested yet."""
         stop = stop or threading.Event()
         result = IncidentResult()
         for repo in self.incidents.repos:
@@ -165,6 +170,9 @@ class IncidentIngester:
                 if stop.is_set():
                     result.stopped = True
                     return result
+                if horizon is not None and issue.updated_at > horizon:
+                    result.deferred += 1
+                    break
                 with self.store.transaction() as tx:
                     self._apply(tx, issue, result)
                     if cursor is None or issue.updated_at.isoformat() > cursor:

@@ -95,6 +95,7 @@ def test_primary_limit_with_a_far_reset_returns_within_budget_and_the_next_run_r
 def test_a_hanging_github_does_not_delay_gitops_polls(tmp_path: Path, fake: FakeGitHub) -> None:
     d, gitops = _daemon(tmp_path, fake, retries=0, budget="20s", timeout="10s")
     fake.repo("acme/ops").issue(1, "Shop down", ["incident", "service:shop"], T0 + HOUR)
+    d.poll_gitops(d.ingesters[0])
     fake.fault("/issues", "hang")
     done = threading.Event()
     worker = threading.Thread(target=lambda: (d.poll_github_incidents(), done.set()))
@@ -102,7 +103,7 @@ def test_a_hanging_github_does_not_delay_gitops_polls(tmp_path: Path, fake: Fake
     wait_until(lambda: fake.hits("/issues"), 5, message="the incident poll reached GitHub")
     gitops.commit("deploy 2", T0 + 2 * HOUR, {manifest("shop"): values_yaml("v2")})
     result = d.poll_gitops(d.ingesters[0])  # while the GitHub job hangs
-    assert result is not None and result.deployments == 2
+    assert result is not None and result.deployments == 1 and result.commits == 1
     assert not done.is_set()
     fake.release.set()
     worker.join(15)
@@ -183,8 +184,10 @@ def test_a_304_is_answered_from_the_cache_without_spending_rate_limit(fake: Fake
 
 def test_the_token_never_reaches_the_logs(tmp_path: Path, fake: FakeGitHub, capsys: pytest.CaptureFixture[str]) -> None:
     d, _ = _daemon(tmp_path, fake)
+    d.poll_gitops(d.ingesters[0])
     fake.fault("/issues", (401, {}, {"message": "Bad credentials"}))
     assert d.poll_github_incidents() is None
+    assert d.health.copy()[1][("github", "auth")] == 1
     d.close()
     out = capsys.readouterr()
     assert TOKEN not in out.out + out.err
@@ -247,3 +250,14 @@ def test_the_authorization_header_is_not_logged_even_at_debug(
         list(client.pages("/repos/acme/ops/issues"))
     assert caplog.records  # PyGithub and urllib3 did log the requests
     assert TOKEN not in caplog.text
+
+
+def test_incidents_wait_for_the_first_complete_gitops_poll(tmp_path: Path, fake: FakeGitHub) -> None:
+    d, _ = _daemon(tmp_path, fake)
+    fake.repo("acme/ops").issue(1, "Shop down", ["incident", "service:shop"], T0 + HOUR)
+    assert d.poll_github_incidents() is None  # the deployment it blames is not ingested yet
+    assert fake.hits("/issues") == []
+    d.poll_gitops(d.ingesters[0])
+    result = d.poll_github_incidents()
+    assert result is not None and result.new == 1 and result.unattributed == 0
+    d.close()

@@ -115,3 +115,19 @@ def test_close_restores_reopen_reopens_and_close_again_restores(
     history = e.store.histories("commit_time")[PairKey("shop", "prod")]
     assert [f.restored_at is not None for f in history.failures] == [True]
     e.close()
+
+
+def test_issues_updated_after_the_gitops_horizon_wait_for_the_next_pass(
+    setup: tuple[Exporter, IncidentIngester], fake: FakeGitHub
+) -> None:
+    e, ing = setup
+    ops = fake.repo("acme/ops")
+    ops.issue(1, "Shop down", ["incident", "service:shop"], T0 + DAY + HOUR)
+    ops.issue(2, "Shop down again", ["incident", "service:shop"], T0 + 3 * DAY)
+    first = ing.poll(horizon=datetime.fromtimestamp(T0 + 2 * DAY, tz=UTC))
+    assert (first.new, first.deferred) == (1, 1)
+    assert [f[3] for f in _failures(e, "shop")] == ["acme/ops#1"]
+    second = ing.poll(horizon=datetime.fromtimestamp(T0 + 4 * DAY, tz=UTC))
+    assert (second.new, second.deferred) == (1, 0)
+    assert [f[3] for f in _failures(e, "shop")] == ["acme/ops#1", "acme/ops#2"]
+    e.close()

@@ -32,7 +32,7 @@ import structlog
 from exporter.config import Config, IncidentService
 from exporter.correlate import Transition, tag_commit_candidate
 from exporter.ingesting import Repos, record_rollback
-from exporter.model import Skip
+from exporter.model import Change, Skip
 from exporter.sources.github import Client, Issue, incident_issues, parse_time
 from exporter.store import Store, Tx
 
@@ -82,34 +82,39 @@ class ChangeResolver:
             if stop.is_set():
                 result.stopped = True
                 break
-            with self.store.transaction() as tx:
-                self._resolve(tx, dep_id, repo, key, result)
+            self._resolve(dep_id, repo, key, result)
         return result
 
-    def _resolve(self, tx: Tx, dep_id: int, repo: str, key: str, result: ResolveResult) -> None:
-        d = tx.deployment(dep_id)
+    def _resolve(self, dep_id: int, repo: str, key: str, result: ResolveResult) -> None:
+        """Read everything from GitHub first, holding no store lock (a slow answer must not hold up
+        a GitOps batch), then write the deployment's commit, changes and rollback in one transaction."""
+        d = self.store.deployment(dep_id)
         svc = self.cfg.service(d.service) if d is not None else None
         if d is None or svc is None or svc.repo != repo:
-            tx.resolve_pending(dep_id, None)  # the service moved to another repo: nothing to read here
+            with self.store.transaction() as tx:
+                tx.resolve_pending(dep_id, None)  # the service moved to another repo: nothing to read here
             return
         lister = self.repos.lister(repo, "", None)
         candidate = tag_commit_candidate(d.version, svc.tag_pattern)
         commit = lister.resolve(candidate) if candidate else None
-        if commit is None:
-            if tx.record_skip(Skip("gitops", "unresolved_tag", key, f"{d.service} {d.environment} tag {d.version}")):
-                result.unresolved += 1
-                log.warning("github.unresolved_tag", service=d.service, environment=d.environment, tag=d.version)
-            tx.resolve_pending(dep_id, None)
-            return
-        prev = tx.deployment_preceding(d)
-        base = tx.deployment_preceding(d, resolved=True)
-        if prev is not None and base is not None and base.commit:
-            result.changes += tx.add_changes(
-                dep_id, d.service, d.environment, lister.changes(commit, [base.commit], svc.paths)
-            )
-        if prev is not None and prev.commit and prev.commit != commit:
-            is_ancestor = lister.is_ancestor(commit, prev.commit)
-            if is_ancestor:
+        prev = self.store.deployment_preceding(d)
+        base = self.store.deployment_preceding(d, resolved=True)
+        changes: list[Change] = []
+        rollback = False
+        if commit is not None and prev is not None and base is not None and base.commit:
+            changes = lister.changes(commit, [base.commit], svc.paths)
+        if commit is not None and prev is not None and prev.commit and prev.commit != commit:
+            rollback = lister.is_ancestor(commit, prev.commit)
+        with self.store.transaction() as tx:
+            if commit is None:
+                skip = Skip("gitops", "unresolved_tag", key, f"{d.service} {d.environment} tag {d.version}")
+                if tx.record_skip(skip):
+                    result.unresolved += 1
+                    log.warning("github.unresolved_tag", service=d.service, environment=d.environment, tag=d.version)
+                tx.resolve_pending(dep_id, None)
+                return
+            result.changes += tx.add_changes(dep_id, d.service, d.environment, changes)
+            if rollback and prev is not None:
                 record_rollback(
                     tx,
                     self.cfg,
@@ -117,7 +122,7 @@ class ChangeResolver:
                     Transition(prev.version, prev.deployed_at, d.version, d.deployed_at, d.message, True),
                     dep_id,
                 )
-        tx.resolve_pending(dep_id, commit)
+            tx.resolve_pending(dep_id, commit)
         result.deployments += 1
 
 

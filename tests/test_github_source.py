@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -166,6 +167,10 @@ def test_tags_resolve_through_the_api(fake: FakeGitHub) -> None:
     assert gh.resolve("refs/tags/v2") is None
     assert gh.resolve("0" * 40) is None
     assert gh.is_ancestor(sha, sha)
+    # a missing (or unreadable) repository is an error, not a tag that does not resolve
+    with pytest.raises(SourceError) as err:
+        GitHubRepo(client_for(fake, MemoryCache()), "acme/missing", False).resolve(sha)
+    assert err.value.kind == "not_found"
 
 
 def test_a_failing_github_never_holds_up_the_gitops_poll_and_loses_nothing(tmp_path: Path, fake: FakeGitHub) -> None:
@@ -233,3 +238,37 @@ def test_a_spent_budget_stops_the_pass_and_the_next_run_resumes(tmp_path: Path, 
     assert resolver.poll().deployments == 2
     assert e.change_shas("shop") == [[], [shas[1]], [shas[2]], [shas[3]]]
     e.close()
+
+
+def test_a_hanging_github_holds_no_store_lock(tmp_path: Path, fake: FakeGitHub) -> None:
+    import threading
+
+    from tests.waiting import wait_until
+
+    repo = fake.repo("acme/shop")
+    c0 = repo.commit("initial", ["services/shop/main.py"], T0)
+    e, gitops = _exporter(tmp_path, fake, change_start="commit_time")
+    _deploy(gitops, c0, T0 + HOUR)
+    c1 = repo.commit("one", ["services/shop/a.py"], T0 + 2 * HOUR)
+    _deploy(gitops, c1, T0 + 3 * HOUR)
+    e.poll()
+    e.github = client_for(fake, _StoreCache(e), timeout=10.0, retries=0)
+    resolver = ChangeResolver(e.cfg, e.store, Repos(e.cfg, e.github))
+    fake.fault("/compare/", "hang")
+    worker = threading.Thread(target=_swallow, args=(resolver,))
+    worker.start()
+    wait_until(lambda: fake.hits("/compare/"), 5, message="the resolver is waiting on GitHub")
+    c2 = repo.commit("two", ["services/shop/b.py"], T0 + 4 * HOUR)
+    _deploy(gitops, c2, T0 + 5 * HOUR)
+    assert e.poll().deployments == 1  # the GitOps batch commits while the GitHub call hangs
+    fake.release.set()
+    worker.join(15)
+    assert resolver.poll().deployments == 2
+    assert e.change_shas("shop") == [[], [c1], [c2]]
+    e.close()
+
+
+def _swallow(resolver: ChangeResolver) -> None:
+    """Run one pass and drop its (expected) GitHub error: the hang ends in a 502."""
+    with contextlib.suppress(SourceError):
+        resolver.poll()

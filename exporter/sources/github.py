@@ -203,19 +203,27 @@ class Client:
         data = json.loads(body) if body and status != 304 else None
         return status, resp_headers, data
 
-    def get_json(self, url: str, params: Mapping[str, Any] | None = None, conditional: bool = True) -> Any:
+    def get_json(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        conditional: bool = True,
+        missing: tuple[int, ...] = (422,),
+    ) -> Any:
         """One JSON answer; with ``conditional`` a stored ETag is sent and a 304 served from the cache.
 
-        ``None`` for 404 and 422 (an unknown commit or ref)."""
+        ``None`` for the ``missing`` statuses (GitHub answers 422 for an unknown commit or ref; a 404
+        means the repository itself is missing or not readable with these credentials: an error)."""
         key = "etag:" + url + ("?" + "&".join(f"{k}={v}" for k, v in sorted(params.items())) if params else "")
         cached = self.cache.get(key) if conditional else None
         status, headers, data = self.request(url, params, cached[0] if cached else None)
         if status == 304 and cached is not None:
             return json.loads(cached[1])
-        if status in (404, 422):
+        if status in missing:
             return None
         if status >= 400:
-            raise SourceError(SOURCE, "http_error", f"GET {_path(url)} answered {status}")
+            kind = "not_found" if status == 404 else "http_error"
+            raise SourceError(SOURCE, kind, f"GET {_path(url)} answered {status}")
         etag = _header(headers, "etag")
         if conditional and etag:
             self.cache.put(key, etag, json.dumps(data))
@@ -364,7 +372,7 @@ class GitHubRepo:
                     first = page
                 files.extend(f["filename"] for f in page.get("files", []))
         except SourceError as exc:
-            if exc.kind in ("not_found", "http_error"):
+            if exc.kind == "http_error":  # 422: no such commit (a 404, no such repository, is raised)
                 return None
             raise
         if first is None:
@@ -380,7 +388,9 @@ class GitHubRepo:
         return files
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        data = self.client.get_json(f"{self._base}/compare/{ancestor}...{descendant}", {"per_page": 1})
+        data = self.client.get_json(
+            f"{self._base}/compare/{ancestor}...{descendant}", {"per_page": 1}, missing=(404, 422)
+        )
         return isinstance(data, dict) and data.get("status") in ("ahead", "identical")
 
     def changes(self, head: str, exclude: Sequence[str], paths: Sequence[str]) -> list[Change]:

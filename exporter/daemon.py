@@ -225,7 +225,7 @@ class Daemon:
             stopped=result.stopped,
             seconds=round(duration, 3),
         )
-        if result.deployments or result.unresolved:
+        if result.deployments or result.unresolved or result.stopped:
             self.recompute()
         if result.stopped and not self.stop.is_set():
             self._run_now("github-changes")  # the budget ran out with work left: continue on the next tick
@@ -302,8 +302,8 @@ class Daemon:
         results = [self.poll_gitops(ing, progress) for ing in self.ingesters]
         while self.resolver is not None and self.resolver.pending():
             resolved = self.resolve_github_changes()  # a one-shot ingest reads every queued deployment
-            if resolved is None or not (resolved.deployments or resolved.unresolved):
-                break
+            if resolved is None or not (resolved.deployments or resolved.unresolved or resolved.stopped):
+                break  # a fault (logged and counted), or nothing left that can be read
         self.poll_github_incidents()
         self.recompute()
         return results

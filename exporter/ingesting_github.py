@@ -31,6 +31,7 @@ import structlog
 
 from exporter.config import Config, IncidentService
 from exporter.correlate import Transition, tag_commit_candidate
+from exporter.errors import SourceError
 from exporter.ingesting import Repos, record_rollback
 from exporter.model import Change, Skip
 from exporter.sources.github import Client, Issue, incident_issues, parse_time
@@ -82,7 +83,13 @@ class ChangeResolver:
             if stop.is_set():
                 result.stopped = True
                 break
-            self._resolve(dep_id, repo, key, result)
+            try:
+                self._resolve(dep_id, repo, key, result)
+            except SourceError as exc:
+                if exc.kind != "budget_exhausted":
+                    raise
+                result.stopped = True  # what is done is committed; the rest waits for the next run
+                break
         return result
 
     def _resolve(self, dep_id: int, repo: str, key: str, result: ResolveResult) -> None:
@@ -171,7 +178,17 @@ class IncidentIngester:
             if cursor:
                 at = parse_time(cursor)
                 since = (at - SINCE_OVERLAP).strftime("%Y-%m-%dT%H:%M:%SZ") if at else None
-            for issue in incident_issues(self.client, repo, self.incidents.label, since):
+            issues = incident_issues(self.client, repo, self.incidents.label, since)
+            while True:
+                try:
+                    issue = next(issues, None)
+                except SourceError as exc:
+                    if exc.kind != "budget_exhausted":
+                        raise
+                    result.stopped = True  # applied issues are committed with their cursor
+                    return result
+                if issue is None:
+                    break
                 if stop.is_set():
                     result.stopped = True
                     return result

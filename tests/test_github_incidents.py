@@ -131,3 +131,15 @@ def test_issues_updated_after_the_gitops_horizon_wait_for_the_next_pass(
     assert (second.new, second.deferred) == (1, 0)
     assert [f[3] for f in _failures(e, "shop")] == ["acme/ops#1", "acme/ops#2"]
     e.close()
+
+
+def test_a_spent_budget_stops_the_incident_pass_without_losing_an_issue(
+    setup: tuple[Exporter, IncidentIngester], fake: FakeGitHub
+) -> None:
+    e, ing = setup
+    fake.repo("acme/ops").issue(1, "Shop down", ["incident", "service:shop"], T0 + DAY + HOUR)
+    with ing.client.budget(0):
+        spent = ing.poll()
+    assert spent.stopped and spent.issues == 0 and fake.hits("/issues") == []
+    assert ing.poll().new == 1 and len(_failures(e, "shop")) == 1
+    e.close()

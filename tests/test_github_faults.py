@@ -261,3 +261,15 @@ def test_incidents_wait_for_the_first_complete_gitops_poll(tmp_path: Path, fake:
     result = d.poll_github_incidents()
     assert result is not None and result.new == 1 and result.unattributed == 0
     d.close()
+
+
+def test_a_retry_after_longer_than_the_wait_bound_stops_at_once(fake: FakeGitHub) -> None:
+    fake.repo("acme/ops")
+    fake.fault("/issues", (403, {"Retry-After": "3600"}, SECONDARY), (429, {"Retry-After": "3600"}, {"message": "x"}))
+    client = client_for(fake, MemoryCache(), max_rate_limit_wait=5.0)
+    for _ in range(2):
+        started = time.monotonic()
+        with pytest.raises(SourceError) as err:
+            list(client.pages("/repos/acme/ops/issues"))
+        assert err.value.kind == "rate_limited" and time.monotonic() - started < 5
+    assert [r.status for r in fake.hits("/issues")] == [403, 429]

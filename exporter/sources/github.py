@@ -89,6 +89,17 @@ class _Recent:
             self.data[key] = (etag, body)
 
 
+class _BoundedRetry(GithubRetry):
+    """PyGithub's retry, with a server's ``Retry-After`` capped too: urllib3 would sleep whatever
+    a 403 or 429 asks for, which could hold a job far past its budget."""
+
+    def sleep_for_retry(self, response: Any) -> bool:
+        retry_after = self.get_retry_after(response)
+        if retry_after and self.max_rate_limit_wait is not None and retry_after > self.max_rate_limit_wait:
+            raise SourceError(SOURCE, "rate_limited", f"GitHub asks to retry after {retry_after:.0f}s")
+        return bool(super().sleep_for_retry(response))
+
+
 @dataclass(frozen=True)
 class Settings:
     base_url: str = "https://api.github.com"
@@ -121,7 +132,7 @@ class Client:
     def __init__(self, settings: Settings, cache: Cache | None = None) -> None:
         self.settings = settings
         self.cache: Cache = _Recent(cache or MemoryCache())
-        retry = GithubRetry(
+        retry = _BoundedRetry(
             total=settings.retries,
             backoff_factor=settings.backoff_factor,
             max_rate_limit_wait=settings.max_rate_limit_wait,

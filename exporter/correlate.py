@@ -43,8 +43,12 @@ def version_key(version: str) -> tuple[int, ...] | None:
 
 
 def is_lower_version(new: str, old: str) -> bool:
+    """Compare numeric cores padded to equal length, so ``1.2`` equals ``1.2.0`` (it is not lower)."""
     a, b = version_key(new), version_key(old)
-    return a is not None and b is not None and a < b
+    if a is None or b is None:
+        return False
+    width = max(len(a), len(b))
+    return a + (0,) * (width - len(a)) < b + (0,) * (width - len(b))
 
 
 class RollbackKind(StrEnum):

@@ -148,7 +148,8 @@ class ArgoIngester:
             tx.add_argocd_health(app.uid, now.timestamp(), health, pair)
             log.info("argocd.health", app=app.name, health=health, was=prev.health if prev else None)
             if health == "Healthy":
-                healthy_since = now.timestamp()
+                # first sight of a Healthy app: healthy since before anything we know of
+                healthy_since = now.timestamp() if prev is not None else 0.0
                 out.restores += self._restore(tx, pair, FailureReason.DEGRADED, now.timestamp())
             elif health == "Degraded" and self._degraded(tx, app, pair, now):
                 out.failures += 1

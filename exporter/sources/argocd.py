@@ -284,7 +284,7 @@ class Watcher:
                 self.listener.relisting(self.scope, str(exc))
                 continue
             except _Reconnect as exc:
-                self.listener.reconnecting(self.scope, str(exc))
+                reason = str(exc)
             except ApiException as exc:
                 error, retry_after = self._api_error(exc)
                 if error is None:  # 410 on the watch request itself
@@ -292,8 +292,11 @@ class Watcher:
                     self.listener.relisting(self.scope, "410 Gone")
                     continue
                 self.listener.failed(self.scope, error)
+                reason = error.kind
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 self.listener.failed(self.scope, SourceError(SOURCE, "connection", f"{type(exc).__name__}: {exc}"))
+                reason = "connection"
+            self.listener.reconnecting(self.scope, reason)
             delay = max(self.settings.delay(attempt), retry_after)
             attempt += 1
             log.info("argocd.watch_backoff", scope=self.scope, seconds=round(delay, 3), attempt=attempt)

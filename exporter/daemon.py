@@ -208,6 +208,10 @@ class Daemon:
             log.error("webhook.store_failed", error=str(exc))
             return 503, "store unavailable"
         outcome = "recorded" if new else "duplicate"
+        if new and note.started_at:
+            started = argocd_source.parse_time(note.started_at)
+            if started is not None and self.store.argocd_operation_known(note.uid, started.timestamp()):
+                outcome = "known"  # the watch saw this operation first: the hint adds nothing
         self.health.count("webhook_events", f"argocd:{outcome}")
         log.info("webhook.argocd", outcome=outcome, app=note.app, trigger=note.trigger)
         return 202, outcome

@@ -49,6 +49,11 @@ def _ts(value: Any) -> datetime | None:
         return None
 
 
+def parse_time(value: str) -> datetime | None:
+    """An RFC 3339 timestamp as Kubernetes writes it; ``None`` when it is not one."""
+    return _ts(value)
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """One ``status.history`` item: a successful sync that Argo CD recorded."""

@@ -25,6 +25,7 @@ class Notification:
     uid: str
     key: str
     raw: str
+    started_at: str | None = None
 
 
 def parse_argocd_notification(body: bytes) -> Notification:
@@ -45,4 +46,12 @@ def parse_argocd_notification(body: bytes) -> Notification:
     identity = [data.get(n) or "" for n in ("uid", "trigger", "startedAt", "finishedAt", "phase", "health", "revision")]
     key = hashlib.sha256("\x00".join(identity).encode()).hexdigest()[:32]
     clean = {n: data[n] for n in (*REQUIRED, *OPTIONAL) if data.get(n) is not None}
-    return Notification(data["trigger"], data["app"], data["namespace"], data["uid"], key, json.dumps(clean))
+    return Notification(
+        trigger=data["trigger"],
+        app=data["app"],
+        namespace=data["namespace"],
+        uid=data["uid"],
+        key=key,
+        raw=json.dumps(clean),
+        started_at=data.get("startedAt") or None,
+    )

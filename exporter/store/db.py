@@ -158,6 +158,12 @@ class _Reads:
         ops = self.conn.execute("SELECT COUNT(*) FROM argocd_operations").fetchone()[0]
         return {"history_gaps": int(gaps), "webhook_events": int(hooks), "operations": int(ops)}
 
+    def argocd_operation_known(self, uid: str, started_at: float) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM argocd_operations WHERE uid = ? AND started_at = ?", (uid, started_at)
+        ).fetchone()
+        return row is not None
+
     def unmatched_counts(self) -> dict[tuple[str, str], int]:
         rows = self.conn.execute("SELECT source, reason, COUNT(*) FROM unmatched GROUP BY source, reason")
         return {(s, r): n for s, r, n in rows}

@@ -195,8 +195,9 @@ class ArgoIngester:
         else:
             op = app.operation
             matching_op = op if op is not None and entry.started_at and op.started_at == entry.started_at else None
-            version = self._version(app, pair, entry if latest else None, matching_op)
-            if not latest and matching_op is None:
+            known = tx.gitops_version(*pair, revision) if revision else None
+            version = known or self._version(app, pair, entry if latest else None, matching_op)
+            if known is None and not latest and matching_op is None:
                 version = revision or "unknown"
             dep_id, _ = tx.add_deployment(
                 natural_key=f"argocd:{app.uid}:{entry.id}",

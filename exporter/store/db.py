@@ -448,6 +448,24 @@ class Tx(_Reads):
         ).fetchone()
         return None if row is None else _deployment(row)
 
+    def previous_deployment(self, service: str, environment: str, before: float, exclude: int) -> Deployment | None:
+        """The latest resolved deployment of a pair strictly before ``before`` (the base for changes)."""
+        row = self.conn.execute(
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments WHERE service = ? AND environment = ? "  # noqa: S608
+            "AND commit_sha IS NOT NULL AND deployed_at < ? AND id != ? ORDER BY deployed_at DESC, id DESC LIMIT 1",
+            (service, environment, before, exclude),
+        ).fetchone()
+        return None if row is None else _deployment(row)
+
+    def gitops_version(self, service: str, environment: str, manifest_commit: str) -> str | None:
+        """The version a GitOps manifest commit set for a pair, if the GitOps source recorded it."""
+        row = self.conn.execute(
+            "SELECT version FROM deployments WHERE service = ? AND environment = ? AND manifest_commit = ? "
+            "AND manifest_repo IS NOT NULL ORDER BY id LIMIT 1",
+            (service, environment, manifest_commit),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def adopt_deployment(
         self, deployment_id: int, version: str, manifest_repo: str, commit: str | None, message: str
     ) -> None:

@@ -130,8 +130,7 @@ def test_image_version_rules() -> None:
     assert image_version(["nginx:latest"], "shop-api", None) is None
 
 
-def test_mapping_rules(setup: Any) -> None:
-    _repo, exp, _argo, _shas = setup
+def test_mapping_rules() -> None:
     from exporter.config import parse
 
     cfg = parse(

@@ -161,3 +161,37 @@ def test_mapping_rules() -> None:
         "dev",
     )
     assert map_app(with_(name="x", labels={}, destination_namespace="other"), m) is None
+
+
+def test_multi_source_app_takes_the_configured_repos_revision(tmp_path: Path) -> None:
+    from exporter.config import parse
+    from exporter.store import Store
+
+    gitops_url = "https://git.example.com/minishop-gitops.git"
+    cfg = parse(
+        {"store": {"path": str(tmp_path / "d.db")}, "argocd": {"enabled": True, "source_repo": gitops_url}},
+        environ={},
+    )
+    if not DIFF_CACHE.is_file():
+        pytest.skip(f"{DIFF_CACHE} is absent")
+    obj: dict[str, Any] = yaml.safe_load(DIFF_CACHE.read_text())
+    obj["metadata"].update(name=f"{SERVICE}-prod", uid="multi")
+    entry = copy.deepcopy(obj["status"]["history"][-1])
+    entry.pop("revision")
+    entry.pop("source")
+    entry.update(
+        id=1,
+        revisions=["9.1.0", "c0ffee0000000000000000000000000000000000"],
+        sources=[{"repoURL": "oci://charts.example.com/shop", "chart": "shop"}, {"repoURL": gitops_url + "/"}],
+    )
+    obj["status"]["history"] = [entry]
+    app = parse_app(obj)
+    assert app is not None
+    assert app.history[0].revision_for(gitops_url) == "c0ffee0000000000000000000000000000000000"
+    store = Store(cfg.store_path)
+    try:
+        ArgoIngester(cfg, store).apply(app)
+        [dep] = store.deployments()
+        assert dep.manifest_commit == "c0ffee0000000000000000000000000000000000"
+    finally:
+        store.close()

@@ -132,3 +132,21 @@ def test_the_example_template_renders_the_documented_fields() -> None:
     # What the template produces (a JSON object with string fields) is what the receiver accepts.
     assert parse_argocd_notification(json.dumps(BODY).encode()).app == "shop-api-prod"
     assert "Bearer $dora-webhook-token" in cm["data"]["service.webhook.dora-exporter"]
+
+
+def test_an_operation_the_watch_already_saw_is_known(daemon: RunningDaemon) -> None:
+    import yaml as _yaml
+
+    from exporter.sources.argocd import parse_app
+    from tests.argocd_support import DIFF_CACHE
+
+    if not DIFF_CACHE.is_file():
+        pytest.skip(f"{DIFF_CACHE} is absent")
+    obj = _yaml.safe_load(DIFF_CACHE.read_text())
+    obj["metadata"].update(name="shop-api-prod", uid="seen-by-watch")
+    app = parse_app(obj)
+    assert app is not None and daemon.daemon.argo is not None
+    daemon.daemon.argo.apply(app)  # what the watch would have delivered
+    note = {**BODY, "uid": "seen-by-watch", "trigger": "on-sync-succeeded", "phase": "Succeeded",
+            "startedAt": obj["status"]["operationState"]["startedAt"]}  # fmt: skip
+    assert post(daemon.webhook_url, json.dumps(note).encode()) == (202, "known")

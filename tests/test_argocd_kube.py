@@ -9,6 +9,9 @@ what was driven: nothing lost, nothing doubled.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -232,6 +235,15 @@ def test_driven_application_is_counted_exactly(setup: Cluster, tmp_path: Path) -
         assert d.value("dora_exporter_unmatched_total", source="argocd", reason="unmapped_app") == 0
     finally:
         d.stop()
+
+    # The report says the same: 15 deployments, 2 failed (the failed sync's attempt, the degraded one), 2 restored
+    report = subprocess.run(
+        [sys.executable, "-m", "exporter.cli", "report", "--config", str(cfg_path), "--since", "2024-01-01T00:00:00Z",
+         "--format", "json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    [row] = [r for r in json.loads(report.stdout)["rows"] if r["service"] == SERVICE]
+    assert (row["deployments"], row["failed_deployments"], row["restored_failures"]) == (15, 2, 2)
 
     # The store holds exactly what was driven
     store = Store(tmp_path / "dora.db")

@@ -66,3 +66,23 @@ def test_errors_name_the_key(section: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse({"argocd": section}, environ={})
     assert err.value.key == key
+
+
+def test_the_charts_argocd_values_parse() -> None:
+    """The argocd section of every shipped values file is a valid daemon config section."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    files = [root / "helm" / "dora-exporter" / "values.yaml", *sorted((root / "examples").glob("values-*.yaml"))]
+    files.append(root / "examples" / "argocd" / "values.yaml")
+    seen = 0
+    for path in files:
+        section = (yaml.safe_load(path.read_text()).get("config") or {}).get("argocd")
+        if section is None:
+            continue
+        cfg = parse({"argocd": section}, environ={})
+        assert cfg.argocd.enabled == section.get("enabled", True), path
+        seen += 1
+    assert seen >= 2

@@ -154,7 +154,7 @@ def event(kind: str, obj: dict[str, Any]) -> bytes:
 def run_watch() -> Iterator[Any]:
     started: list[tuple[FakeApi, threading.Event, threading.Thread, client.ApiClient]] = []
 
-    def start(steps: list[Step], **settings: Any) -> tuple[FakeApi, Recorder]:
+    def start(steps: list[Step], namespace: str | None = NS, **settings: Any) -> tuple[FakeApi, Recorder]:
         fake = FakeApi(steps)
         cfg = client.Configuration(host=fake.url)
         cfg.retries = False
@@ -163,7 +163,7 @@ def run_watch() -> Iterator[Any]:
         s = WatchSettings(namespaces=(NS,), connect_timeout=1, read_timeout=1.0, watch_timeout=0.5,
                           backoff=(0.0,), jitter=0.0, **settings)  # fmt: skip
         stop = threading.Event()
-        t = threading.Thread(target=Watcher(api, s, NS, rec).run, args=(stop,), daemon=True)
+        t = threading.Thread(target=Watcher(api, s, namespace, rec).run, args=(stop,), daemon=True)
         t.start()
         started.append((fake, stop, t, api))
         return fake, rec
@@ -259,3 +259,12 @@ def test_backoff_is_capped_and_jittered() -> None:
         base = (1.0, 2.0, 4.0)[min(attempt, 2)]
         assert base * 0.75 <= d <= base * 1.25
     assert WatchSettings(backoff=(0.0,), jitter=0.0).delay(5) == 0.0
+
+
+def test_label_selector_and_all_namespaces(run_watch: Any) -> None:
+    fake, rec = run_watch([listing("3", "a-prod"), Step(hang=True)], namespace=None, label_selector="team=shop")
+    wait_until(lambda: len(fake.requests) >= 2, 10)
+    paths = {path for _, path, _ in fake.requests}
+    assert paths == {"/apis/argoproj.io/v1alpha1/applications"}
+    assert all(q.get("labelSelector") == ["team=shop"] for _, _, q in fake.requests)
+    assert rec.kinds("healthy") == ["*"]

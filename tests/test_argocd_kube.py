@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -161,6 +162,9 @@ def test_driven_application_is_counted_exactly(setup: Cluster, tmp_path: Path) -
                 body, "Failed", t1, R2, t1 + timedelta(seconds=40), 2, "one or more objects failed"
             )
         )
+        written = time.monotonic()
+        wait_until(lambda: d.value("dora_sync_failing", **PAIR) == 1, SECONDS, interval=0.02)
+        assert time.monotonic() - written < 5, "dora_sync_failing must follow a failed sync within seconds"
         expect(d, "failed sync", dora_deployments_total=11, dora_sync_failing=1, dora_failure_open=1,
                dora_deployment_failures_total__sync_failed=1)  # fmt: skip
 

@@ -349,8 +349,8 @@ class Watcher:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise _Reconnect(f"stream broke: {type(exc).__name__}") from exc
         finally:
+            resp.close()  # first: a stream left mid-way (stop, timeout) must never go back to the pool
             resp.release_conn()
-            resp.close()
 
     def _event(self, line: bytes) -> None:
         try:

@@ -225,7 +225,8 @@ class ArgoIngester:
             natural_key=f"argocd-op:{app.uid}:{started:.3f}",
             service=pair[0],
             environment=pair[1],
-            version=self._version(app, pair, None, op),
+            version=(tx.gitops_version(*pair, op.revision) if op.revision else None)
+            or self._version(app, pair, None, op),
             deployed_at=started,
             source=DeploymentSource.ARGOCD,
             manifest_repo=None,

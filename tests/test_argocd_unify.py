@@ -9,6 +9,7 @@ Argo CD is configured.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,22 @@ def test_multi_source_app_takes_the_configured_repos_revision(tmp_path: Path) ->
         assert dep.manifest_commit == "c0ffee0000000000000000000000000000000000"
     finally:
         store.close()
+
+
+def test_gitops_adopts_the_successful_sync_not_the_failed_attempt(setup: Any) -> None:
+    _repo, exp, argo, shas = setup
+    failed = argo_app("u1", [(1, shas[0], at(90))])
+    op = failed.operation
+    assert op is not None
+    attempt = dataclasses.replace(
+        op, phase="Failed", started_at=at(650), finished_at=at(660), revision=shas[1], retry_count=2, images=()
+    )
+    argo.apply(dataclasses.replace(failed, operation=attempt))
+    argo.apply(argo_app("u1", [(1, shas[0], at(90)), (2, shas[1], at(700))]))
+    exp.poll()
+    rows = [(v, t) for v, t, *_ in exp.deployments()]
+    assert rows == [("aaaaaaa", T0 + 90), (shas[1], T0 + 650), ("bbbbbbb", T0 + 700)]
+    [failure] = exp.store.failures()
+    assert failure.reason.value == "sync_failed"
+    assert failure.deployment_id == exp.store.deployments()[1].id
+    assert failure.restored_at is not None and failure.restored_by == exp.store.deployments()[2].id

@@ -442,8 +442,10 @@ class Tx(_Reads):
     def unclaimed_argocd_deployment(self, service: str, environment: str, manifest_commit: str) -> Deployment | None:
         """An Argo CD deployment of a manifest commit that no GitOps commit has explained yet."""
         row = self.conn.execute(
-            f"SELECT {_DEPLOYMENT_COLS} FROM deployments WHERE service = ? AND environment = ? "  # noqa: S608
-            "AND source = 'argocd' AND manifest_commit = ? AND manifest_repo IS NULL ORDER BY deployed_at, id LIMIT 1",
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments d WHERE service = ? AND environment = ? "  # noqa: S608
+            "AND source = 'argocd' AND manifest_commit = ? AND manifest_repo IS NULL "
+            "AND EXISTS (SELECT 1 FROM argocd_history h WHERE h.deployment_id = d.id) "  # a sync that succeeded
+            "ORDER BY deployed_at, id LIMIT 1",
             (service, environment, manifest_commit),
         ).fetchone()
         return None if row is None else _deployment(row)

@@ -90,6 +90,7 @@ class Daemon:
             backoff=cfg.argocd.backoff,
         )
         self._threads: list[threading.Thread] = []
+        self._argo_pairs: set[PairKey] = set()
         self._load_argocd_live()
         if self.argo is not None:
             self.health.count("history_gaps", "argocd", self.store.argocd_counts()["history_gaps"])
@@ -121,7 +122,8 @@ class Daemon:
     ) -> snapshot.Snapshot:
         """Record the live state of one pair (``None`` keeps a value) and republish the snapshot.
 
-        The Argo CD source will call this when an Application's sync or health changes. Thread-safe:
+        The Argo CD watch republishes the stored state of every pair instead (``argocd_observed``); this
+        one-pair form serves callers that push a state directly. Thread-safe:
         the snapshot published last always includes the latest state of every pair.
         """
         key = PairKey(service, environment)
@@ -140,10 +142,11 @@ class Daemon:
         live = self.store.argocd_live()
         changed = False
         with self._live_lock:
-            for key in list(self._live):
-                if (key.service, key.environment) not in live and self._live[key] != snapshot.LiveState():
+            for key in list(self._argo_pairs):  # pairs whose last Argo CD app was deleted
+                if (key.service, key.environment) not in live and self._live.get(key) != snapshot.LiveState():
                     self._live[key] = snapshot.LiveState()
                     changed = True
+            self._argo_pairs = {PairKey(s, e) for s, e in live}
             for (service, env), (failing, degraded) in live.items():
                 state = snapshot.LiveState(sync_failing=failing, degraded=degraded)
                 if self._live.get(PairKey(service, env)) != state:

@@ -80,7 +80,7 @@ class Daemon:
         self._live: dict[PairKey, snapshot.LiveState] = {}
         self._busy = threading.Lock()
         self.http: HttpApp | None = None
-        self.argo = ArgoIngester(cfg, self.store) if cfg.argocd.enabled else None
+        self.argo = ArgoIngester(cfg, self.store, self.repos) if cfg.argocd.enabled else None
         self.argo_settings = argocd_source.WatchSettings(
             namespaces=cfg.argocd.namespaces,
             label_selector=cfg.argocd.label_selector,

@@ -13,14 +13,24 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import structlog
 
 from exporter.config import AppMapping, Config
 from exporter.correlate import image_version, within
-from exporter.model import DeploymentSource, FailureReason, Skip
+from exporter.errors import SourceError
+from exporter.model import Deployment, DeploymentSource, FailureReason, Skip
 from exporter.sources.argocd import App, HistoryEntry, Operation
+from exporter.sources.git import Git
 from exporter.store import ArgoApp, Store, Tx
+
+
+class Repos(Protocol):
+    """The open GitOps repositories (``ingesting.Repos``), to ask git about ancestry."""
+
+    def get(self, repo: str, key: str, refresh: bool) -> Git: ...
+
 
 log = structlog.get_logger(__name__)
 
@@ -68,9 +78,16 @@ class Outcome:
 class ArgoIngester:
     """Turns observed Applications into rows; thread-safe (one lock, one transaction per app)."""
 
-    def __init__(self, cfg: Config, store: Store, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        repos: Repos | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.store = store
+        self.repos = repos
         self.clock = clock or (lambda: datetime.now(UTC))
         self._seen: dict[str, tuple[object, ...]] = {}
         self._lock = threading.Lock()
@@ -188,6 +205,9 @@ class ArgoIngester:
         revision = entry.revision_for(self.cfg.argocd.source_repo)
         at = entry.time.timestamp()
         same = tx.unclaimed_gitops_deployment(*pair, revision) if revision else None
+        in_effect: str | None = None
+        if same is None and revision:
+            same, in_effect = self._gitops_at(tx, pair, revision)
         if same is not None:
             tx.set_deployed_at(same.id, at)
             dep_id = same.id
@@ -195,7 +215,7 @@ class ArgoIngester:
         else:
             op = app.operation
             matching_op = op if op is not None and entry.started_at and op.started_at == entry.started_at else None
-            known = tx.gitops_version(*pair, revision) if revision else None
+            known = in_effect or (tx.gitops_version(*pair, revision) if revision else None)
             version = known or self._version(app, pair, entry if latest else None, matching_op)
             if known is None and not latest and matching_op is None:
                 version = revision or "unknown"
@@ -217,6 +237,28 @@ class ArgoIngester:
             app.uid, entry.id, app.name, pair, revision, entry.started_at.timestamp() if entry.started_at else None,
             entry.deployed_at.timestamp(), dep_id,
         )  # fmt: skip
+
+    def _gitops_at(self, tx: Tx, pair: tuple[str, str], revision: str) -> tuple[Deployment | None, str | None]:
+        """The GitOps deployment in effect at manifest commit ``revision`` (the pair's newest one whose
+        commit is an ancestor of it): returned to unify with when no Argo CD entry claimed it yet, and
+        its version either way. Argo CD records the commit it synced, often a later one that touched
+        other services; (None, None) when git cannot tell (no GitOps repo, commit not fetched yet)."""
+        if self.repos is None or not self.cfg.gitops:
+            return None, None
+        repos = {g.key: g for g in self.cfg.gitops}
+        try:
+            for dep, repo_key, claimed in tx.gitops_deployments_of_pair(*pair):
+                repo = repos.get(repo_key)
+                if repo is None or dep.manifest_commit is None:
+                    continue
+                git = self.repos.get(repo.repo, repo.key, refresh=False)
+                if git.resolve(revision) is None:
+                    return None, None
+                if git.is_ancestor(dep.manifest_commit, revision):
+                    return (None if claimed else dep), dep.version
+        except SourceError as exc:
+            log.warning("argocd.unify_skipped", revision=revision, error=str(exc))
+        return None, None
 
     def _sync_failed(self, tx: Tx, app: App, pair: tuple[str, str], op: Operation) -> None:
         """A final Failed/Error sync: the attempted deployment counts, and it failed."""

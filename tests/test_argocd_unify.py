@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from exporter.correlate import image_version
+from exporter.ingesting import Repos
 from exporter.sources.argocd import App, parse_app
 from exporter.syncing import ArgoIngester, map_app
 from tests.argocd_support import DIFF_CACHE, iso
@@ -51,14 +53,17 @@ def argo_app(uid: str, entries: list[tuple[int, str, datetime]], images: list[st
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[GitRepo, Exporter, ArgoIngester, list[str]]:
+def setup(tmp_path: Path) -> Iterator[tuple[GitRepo, Exporter, ArgoIngester, list[str]]]:
     repo = GitRepo(tmp_path / "gitops")
     shas = [
         repo.commit("Update image tags to aaaaaaa", T0, {manifest(SERVICE): values_yaml("aaaaaaa")}),
         repo.commit("Promote to production: bbbbbbb", T0 + 600, {manifest(SERVICE): values_yaml("bbbbbbb")}),
     ]
     exp = Exporter(tmp_path, repo.url, argocd={"enabled": True, "namespaces": ["argocd"]})
-    return repo, exp, ArgoIngester(exp.cfg, exp.store), shas
+    repos = Repos(exp.cfg)
+    yield repo, exp, ArgoIngester(exp.cfg, exp.store, repos), shas
+    repos.close()
+    exp.close()
 
 
 def at(seconds: int) -> datetime:
@@ -215,3 +220,20 @@ def test_gitops_adopts_the_successful_sync_not_the_failed_attempt(setup: Any) ->
     assert failure.reason.value == "sync_failed"
     assert failure.deployment_id == exp.store.deployments()[1].id
     assert failure.restored_at is not None and failure.restored_by == exp.store.deployments()[2].id
+
+
+def test_argo_syncing_a_later_commit_is_the_deployment_of_the_value_in_effect(setup: Any) -> None:
+    """Argo CD records the commit it synced: often a later one that touched only other services."""
+    repo, exp, argo, shas = setup
+    other = repo.commit("Update image tags to ccccccc", T0 + 620, {manifest("cart"): values_yaml("ccccccc")})
+    exp.poll()
+    assert len(exp.deployments(SERVICE)) == 2
+    argo.apply(argo_app("u1", [(1, shas[0], at(90)), (2, other, at(700))]))
+    assert [(v, t) for v, t, *_ in exp.deployments(SERVICE)] == [("aaaaaaa", T0 + 90), ("bbbbbbb", T0 + 700)]
+    # a redeploy at the same later commit is another deployment of the version in effect
+    argo.apply(argo_app("u1", [(1, shas[0], at(90)), (2, other, at(700)), (3, other, at(800))]))
+    assert [(v, t) for v, t, *_ in exp.deployments(SERVICE)] == [
+        ("aaaaaaa", T0 + 90),
+        ("bbbbbbb", T0 + 700),
+        ("bbbbbbb", T0 + 800),
+    ]

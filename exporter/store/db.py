@@ -468,6 +468,19 @@ class Tx(_Reads):
         ).fetchone()
         return None if row is None else str(row[0])
 
+    def gitops_deployments_of_pair(
+        self, service: str, environment: str, limit: int = 50
+    ) -> list[tuple[Deployment, str, bool]]:
+        """(deployment, manifest repo key, claimed by an Argo CD entry) of a pair's GitOps rows, newest first."""
+        rows = self.conn.execute(
+            f"SELECT {_DEPLOYMENT_COLS}, manifest_repo, "  # noqa: S608
+            "EXISTS (SELECT 1 FROM argocd_history h WHERE h.deployment_id = d.id) FROM deployments d "
+            "WHERE service = ? AND environment = ? AND manifest_repo IS NOT NULL AND manifest_commit IS NOT NULL "
+            "ORDER BY deployed_at DESC, id DESC LIMIT ?",
+            (service, environment, limit),
+        )
+        return [(_deployment(r), str(r[11]), bool(r[12])) for r in rows]
+
     def adopt_deployment(
         self, deployment_id: int, version: str, manifest_repo: str, commit: str | None, message: str
     ) -> None:

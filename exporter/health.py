@@ -34,6 +34,16 @@ class Health:
         self.heartbeats: dict[str, float] = {}
         self.store_open = False
         self.scrape_duration = 0.0
+        self.counters: defaultdict[tuple[str, str], int] = defaultdict(int)
+
+    def count(self, name: str, source: str, n: int = 1) -> None:
+        """Bump a self-metric counter (``dora_exporter_<name>_total{source}``)."""
+        with self._lock:
+            self.counters[(name, source)] += n
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self.counters)
 
     def success(self, source: str, part: str, duration: float) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ and a threading server keeps a slow client from blocking Prometheus.
 
 from __future__ import annotations
 
+import hmac
 import html
 import json
 import threading
@@ -27,7 +28,11 @@ from exporter.snapshot import Snapshot
 log = structlog.get_logger(__name__)
 
 HEARTBEAT_MAX_AGE = 60.0
+WEBHOOK_MAX_BODY = 64 * 1024
+WEBHOOK_READ_TIMEOUT = 10.0
 Explain = Callable[[str | None, str | None], list[dict[str, Any]]]
+# (raw body) -> (HTTP status, short text); called only after the bearer token matched
+Webhook = Callable[[bytes], tuple[int, str]]
 
 
 class _Server(ThreadingHTTPServer):
@@ -54,6 +59,28 @@ class HttpApp:
         self.production_environment = production_environment
         self.window = window
         self._servers: list[_Server] = []
+        self.webhooks: dict[str, tuple[str | None, Webhook]] = {}
+
+    def add_webhook(self, path: str, token: str | None, handler: Webhook) -> None:
+        """Serve ``POST path`` on the webhook listener; a request must carry ``Bearer <token>``.
+
+        Without a configured token every request is refused (401): an open endpoint that writes to
+        the store is not a default anyone wants."""
+        self.webhooks[path] = (token, handler)
+
+    def serve_webhooks(self, host: str, port: int) -> tuple[str, int]:
+        """The webhook listener: separate from ``/metrics`` so it can be exposed alone."""
+        app = self
+
+        class Handler(_WebhookHandler):
+            pass
+
+        Handler.app = app
+        server = _Server((host, port), Handler)
+        self._servers.append(server)
+        threading.Thread(target=server.serve_forever, name=f"webhooks-{port}", daemon=True).start()
+        bound = server.server_address
+        return str(bound[0]), int(bound[1])
 
     def serve(self, host: str, port: int) -> tuple[str, int]:
         app = self
@@ -167,3 +194,58 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, app.landing().encode(), "text/html; charset=utf-8")
         else:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+
+
+class _WebhookHandler(BaseHTTPRequestHandler):
+    """POST-only; authentication before reading the body, the body bounded in size and in time."""
+
+    app: HttpApp
+    server_version = "dora-exporter"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http.webhook_request", client=self.client_address[0], line=format % args)
+
+    def _reply(self, status: int, text: str) -> None:
+        body = (text + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    def do_GET(self) -> None:
+        self._reply(HTTPStatus.NOT_FOUND if urlsplit(self.path).path not in self.app.webhooks else 405, "POST only")
+
+    def do_POST(self) -> None:
+        entry = self.app.webhooks.get(urlsplit(self.path).path)
+        if entry is None:
+            self._reply(HTTPStatus.NOT_FOUND, "not found")
+            return
+        token, handler = entry
+        given = self.headers.get("Authorization", "")
+        expected = f"Bearer {token}" if token else None
+        if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
+            log.warning("webhook.unauthorized", path=self.path, client=self.client_address[0])
+            self._reply(HTTPStatus.UNAUTHORIZED, "unauthorized")
+            return
+        length_raw = self.headers.get("Content-Length")
+        if length_raw is None or not length_raw.isdigit():
+            self._reply(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
+            return
+        length = int(length_raw)
+        if length > WEBHOOK_MAX_BODY:
+            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {WEBHOOK_MAX_BODY} bytes")
+            return
+        self.connection.settimeout(WEBHOOK_READ_TIMEOUT)
+        try:
+            body = self.rfile.read(length)
+        except OSError:
+            self._reply(HTTPStatus.REQUEST_TIMEOUT, "body not received in time")
+            return
+        if len(body) != length:
+            self._reply(HTTPStatus.BAD_REQUEST, "truncated body")
+            return
+        status, text = handler(body)
+        self._reply(status, text)

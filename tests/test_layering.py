@@ -32,6 +32,7 @@ RANK = {
     "exporter.metrics": 4,
     "exporter.http": 4,
     "exporter.ingesting": 5,
+    "exporter.syncing": 5,
     "exporter.explaining": 5,
     "exporter.daemon": 6,
     "exporter.cli": 7,

@@ -23,7 +23,9 @@ from exporter.store.schema import MIGRATIONS
 from tests.gitrepo import HOUR, MINUTE, T0, Exporter, GitRepo, manifest, values_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-TABLES = {"deployments", "changes", "failures", "unmatched", "gitops_state", "cursors"}
+TABLES = {"deployments", "changes", "failures", "unmatched", "gitops_state", "cursors"} | {
+    "argocd_apps", "argocd_history", "argocd_operations", "argocd_health", "argocd_gaps", "webhook_events",
+}  # fmt: skip
 
 Rows = dict[str, list[tuple[Any, ...]]]
 
@@ -86,7 +88,7 @@ def test_migrations_set_user_version_and_wal(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "dora.db"
     store = Store(path)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 1
+        assert store.schema_version == len(MIGRATIONS) == 2
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -98,14 +100,14 @@ def test_migrations_set_user_version_and_wal(tmp_path: Path) -> None:
 
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent in the file
     finally:
         conn.close()
 
     reopened = Store(path)  # a second open migrates nothing and keeps the data
     try:
-        assert reopened.schema_version == 1
+        assert reopened.schema_version == len(MIGRATIONS)
         assert reopened.cursor("probe") == "abc"
     finally:
         reopened.close()

@@ -983,6 +983,53 @@ def exporter() -> db.Dashboard:
         )
         .with_panel(
             ts_panel(
+                "Argo CD watch",
+                "Per minute: watch streams reopened (dora_exporter_watch_reconnects_total), relists after "
+                "410 Gone (dora_exporter_watch_relists_total), events processed "
+                "(dora_exporter_events_processed_total), webhook notifications by outcome "
+                "(dora_exporter_webhook_events_total) and Argo CD history ids lost while not watching "
+                "(dora_exporter_history_gaps_total).",
+                PER_MINUTE,
+                w=12,
+            )
+            .with_target(
+                query(
+                    f"sum by (source) (rate(dora_exporter_watch_reconnects_total{{{s}}}[$__rate_interval])) * 60",
+                    "reconnects {{source}}",
+                )
+            )
+            .with_target(
+                query(
+                    f"sum by (source) (rate(dora_exporter_watch_relists_total{{{s}}}[$__rate_interval])) * 60",
+                    "relists {{source}}",
+                    "B",
+                )
+            )
+            .with_target(
+                query(
+                    f"sum by (source) (rate(dora_exporter_events_processed_total{{{s}}}[$__rate_interval])) * 60",
+                    "events {{source}}",
+                    "C",
+                )
+            )
+            .with_target(
+                query(
+                    f"sum by (source, outcome) (rate(dora_exporter_webhook_events_total{{{s}}}[$__rate_interval]))"
+                    " * 60",
+                    "webhooks {{source}} {{outcome}}",
+                    "D",
+                )
+            )
+            .with_target(
+                query(
+                    f"sum by (source) (rate(dora_exporter_history_gaps_total{{{s}}}[$__rate_interval])) * 60",
+                    "history gaps {{source}}",
+                    "E",
+                )
+            )
+        )
+        .with_panel(
+            ts_panel(
                 "GitHub rate limit remaining",
                 "Requests left in the current GitHub rate-limit window. The dashed line is the "
                 "DoraGitHubRateLimitLow threshold (when the alert rules are loaded).",

@@ -103,6 +103,39 @@ class Names:
 
 
 @dataclass(frozen=True)
+class AppMapping:
+    """How an Argo CD Application becomes a (service, environment): first match wins per part.
+
+    Order: the explicit ``apps`` map, then ``labels``, then ``name_templates``, then the
+    ``destination_namespace`` template. A part found by an earlier method is kept."""
+
+    apps: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    service_label: str | None = None
+    environment_label: str | None = None
+    name_templates: tuple[re.Pattern[str], ...] = ()
+    destination_namespace: re.Pattern[str] | None = None
+
+
+@dataclass(frozen=True)
+class ArgoCDConfig:
+    """The Argo CD source: which Applications to watch and how to read them."""
+
+    enabled: bool = False
+    namespaces: tuple[str, ...] = ("argocd",)  # empty: all namespaces
+    label_selector: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    mapping: AppMapping = field(default_factory=AppMapping)
+    source_repo: str | None = None
+    image_pattern: re.Pattern[str] | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 90.0
+    watch_timeout: float = 60.0
+    backoff: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+    name_template_sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Window:
     label: str
     seconds: float
@@ -202,6 +235,7 @@ class Config:
     names: Names
     environments: tuple[str, ...]
     secrets: Secrets
+    argocd: ArgoCDConfig = field(default_factory=ArgoCDConfig)
     source_path: Path | None = None
     github: GitHubConfig = field(default_factory=GitHubConfig)
 
@@ -266,6 +300,16 @@ class Config:
                 for s in self.services
             ],
             "github": self.github.redacted(),
+            "argocd": {
+                "enabled": self.argocd.enabled,
+                "namespaces": list(self.argocd.namespaces),
+                "label_selector": self.argocd.label_selector,
+                "kubeconfig": self.argocd.kubeconfig,
+                "name_templates": list(self.argocd.name_template_sources),
+                "source_repo": self.argocd.source_repo,
+                "image_pattern": self.argocd.image_pattern.pattern if self.argocd.image_pattern else None,
+                "backoff": [f"{b:g}s" for b in self.argocd.backoff],
+            },
             "secrets": {
                 name: ("<redacted>" if getattr(self.secrets, name) else "<unset>")
                 for name in Secrets.__dataclass_fields__
@@ -551,6 +595,95 @@ def _github(r: _Reader, services: tuple[ServiceConfig, ...]) -> GitHubConfig:
 _OWNER_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _argocd(r: _Reader) -> ArgoCDConfig:
+    if not r.data:
+        r.done()
+        return ArgoCDConfig()
+    enabled = r.typed("enabled", bool, True)
+    namespaces_raw = r.get("namespaces", ["argocd"])
+    if namespaces_raw is None:
+        namespaces_raw = ["argocd"]
+    if not isinstance(namespaces_raw, list) or not all(
+        isinstance(n, str) and _K8S_NAME.match(n) for n in namespaces_raw
+    ):
+        raise ConfigError(r.key("namespaces"), "must be a list of namespace names ([] watches all namespaces)")
+    selector = r.typed("label_selector", str, "") or None
+    kubeconfig = r.typed("kubeconfig", str, "") or None
+    context = r.typed("context", str, "") or None
+    m = r.section("mapping")
+    apps: dict[str, tuple[str, str]] = {}
+    apps_raw = m.get("apps", {}) or {}
+    if not isinstance(apps_raw, Mapping):
+        raise ConfigError(m.key("apps"), "must map app names to {service, environment}")
+    for name, target in apps_raw.items():
+        if not (
+            isinstance(target, Mapping)
+            and set(target) == {"service", "environment"}
+            and all(isinstance(v, str) and v for v in target.values())
+        ):
+            raise ConfigError(f"{m.key('apps')}.{name}", "must be {service: NAME, environment: NAME}")
+        apps[str(name)] = (target["service"], target["environment"])
+    labels = m.section("labels")
+    service_label = labels.typed("service", str, "") or None
+    environment_label = labels.typed("environment", str, "") or None
+    labels.done()
+    templates_raw = m.get("name_templates", ["{service}-{environment}"])
+    if templates_raw is None:
+        templates_raw = []
+    if not isinstance(templates_raw, list) or not all(isinstance(t, str) and t for t in templates_raw):
+        raise ConfigError(m.key("name_templates"), "must be a list of templates such as {service}-{environment}")
+    for t in templates_raw:
+        if re.findall(r"\{(?!service\}|environment\})[^}]*\}", t):
+            raise ConfigError(m.key("name_templates"), f"unknown placeholder in {t!r}")
+    dest = m.typed("destination_namespace", str, "") or None
+    if dest is not None and "{" not in dest:
+        raise ConfigError(m.key("destination_namespace"), "needs {service} and/or {environment}")
+    m.done()
+    source_repo = r.typed("source_repo", str, "") or None
+    image = r.convert("image_pattern", lambda v: None if v is None else re.compile(v), None)
+    if image is not None and "tag" not in image.groupindex:
+        raise ConfigError(r.key("image_pattern"), "needs a named group (?P<tag>...) (and optionally (?P<service>...))")
+    t = r.section("timeouts")
+    connect = t.convert("connect", parse_duration, "10s")
+    read = t.convert("read", parse_duration, "90s")
+    watch = t.convert("watch", parse_duration, "60s")
+    t.done()
+    if not 0 < watch < read:
+        raise ConfigError(t.key("read"), "must be longer than timeouts.watch (the server ends a quiet watch first)")
+    backoff_raw = r.get("backoff", ["0.5s", "1s", "2s", "5s", "10s", "30s"])
+    if not isinstance(backoff_raw, list) or not backoff_raw:
+        raise ConfigError(r.key("backoff"), "must be a non-empty list of durations")
+    try:
+        backoff = tuple(parse_duration(b) for b in backoff_raw)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(r.key("backoff"), str(exc)) from exc
+    r.done()
+    return ArgoCDConfig(
+        enabled=enabled,
+        namespaces=tuple(namespaces_raw),
+        label_selector=selector,
+        kubeconfig=kubeconfig,
+        context=context,
+        mapping=AppMapping(
+            apps=apps,
+            service_label=service_label,
+            environment_label=environment_label,
+            name_templates=tuple(_path_regex(t) for t in templates_raw),
+            destination_namespace=_path_regex(dest) if dest else None,
+        ),
+        source_repo=source_repo,
+        image_pattern=image,
+        connect_timeout=connect,
+        read_timeout=read,
+        watch_timeout=watch,
+        backoff=backoff,
+        name_template_sources=tuple(templates_raw),
+    )
+
+
 def _read_secret_file(env: str, environ: Mapping[str, str]) -> str | None:
     path = environ.get(env)
     if not path:
@@ -642,6 +775,7 @@ def parse(raw: Any, environ: Mapping[str, str] | None = None, base_dir: Path | N
     if not isinstance(envs_raw, list) or not all(isinstance(e, str) for e in envs_raw):
         raise ConfigError("environments", "must be a list of environment names")
     environments = tuple(dict.fromkeys([*envs_raw, prod]))
+    argocd = _argocd(r.section("argocd"))
     r.done()
     return Config(
         store_path=store_path,
@@ -664,6 +798,7 @@ def parse(raw: Any, environ: Mapping[str, str] | None = None, base_dir: Path | N
         environments=environments,
         secrets=secrets,
         github=github,
+        argocd=argocd,
     )
 
 

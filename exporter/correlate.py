@@ -16,6 +16,7 @@ failed (reason ``rollback``) from its deployment time until N's, and N is rework
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -43,8 +44,12 @@ def version_key(version: str) -> tuple[int, ...] | None:
 
 
 def is_lower_version(new: str, old: str) -> bool:
+    """Compare numeric cores padded to equal length, so ``1.2`` equals ``1.2.0`` (it is not lower)."""
     a, b = version_key(new), version_key(old)
-    return a is not None and b is not None and a < b
+    if a is None or b is None:
+        return False
+    width = max(len(a), len(b))
+    return a + (0,) * (width - len(a)) < b + (0,) * (width - len(b))
 
 
 class RollbackKind(StrEnum):
@@ -82,3 +87,31 @@ def lead_seconds(deployed_at: datetime, author_time: datetime, commit_time: date
     """Deployment time minus change start; never negative (clock skew on a laptop is not speed)."""
     start = author_time if change_start == "author_time" else commit_time
     return max(0.0, (deployed_at - start).total_seconds())
+
+
+def image_version(images: Iterable[str], service: str, pattern: re.Pattern[str] | None) -> str | None:
+    """The tag of ``service``'s image among ``images``.
+
+    With ``pattern`` (groups ``tag`` and optionally ``service``) an image belongs to the service when
+    its ``service`` group equals it (or, without that group, when the pattern matches at all). Without
+    a pattern the image's last path segment must equal the service name. ``None`` when nothing fits
+    or when two different tags fit (a rollout in progress is not one version)."""
+    found: list[str] = []
+    for image in images:
+        if pattern is not None:
+            m = pattern.search(image)
+            if m is None or ("service" in m.groupdict() and m.group("service") != service):
+                continue
+            tag = m.group("tag")
+        else:
+            name, sep, tag = image.rpartition(":")
+            if not sep or "/" in tag or name.rsplit("/", 1)[-1] != service:
+                continue
+        if tag and tag not in found:
+            found.append(tag)
+    return found[0] if len(found) == 1 else None
+
+
+def within(start: datetime, at: datetime, window_seconds: float) -> bool:
+    """``at`` falls in ``[start, start + window]``: a degradation this soon is blamed on the deployment."""
+    return 0 <= (at - start).total_seconds() <= window_seconds

@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -26,9 +27,11 @@ from exporter.ingesting import GitOpsIngester, IngestResult, Repos
 from exporter.ingesting_github import ChangeResolver, IncidentIngester, IncidentResult, ResolveResult, StoreCache
 from exporter.metrics import DoraCollector, SnapshotHolder
 from exporter.model import PairKey
+from exporter.sources import argocd as argocd_source
 from exporter.sources.github import Client, Settings
-from exporter.sources.webhooks import GitHubWebhook
+from exporter.sources.webhooks import GitHubWebhook, parse_argocd_notification
 from exporter.store import Store
+from exporter.syncing import ArgoIngester
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +78,8 @@ class Daemon:
                 parts["github"] = github_parts
         self.repos = Repos(cfg, self.github)
         self.resolver = ChangeResolver(cfg, self.store, self.repos) if self.github and self.github_repos else None
+        if cfg.argocd.enabled:
+            parts["argocd"] = [ns or "*" for ns in (cfg.argocd.namespaces or ("",))]
         self.health = Health(parts)
         self.health.store_open = True
         self.holder = SnapshotHolder(snapshot.Snapshot(datetime.now(UTC)))
@@ -96,6 +101,20 @@ class Daemon:
         self.webhook: GitHubWebhook | None = None
         if cfg.github.enabled and cfg.secrets.github_webhook_secret:
             self.webhook = GitHubWebhook(cfg.secrets.github_webhook_secret, self.on_github_event)
+        self.argo = ArgoIngester(cfg, self.store, self.repos) if cfg.argocd.enabled else None
+        self.argo_settings = argocd_source.WatchSettings(
+            namespaces=cfg.argocd.namespaces,
+            label_selector=cfg.argocd.label_selector,
+            connect_timeout=cfg.argocd.connect_timeout,
+            read_timeout=cfg.argocd.read_timeout,
+            watch_timeout=cfg.argocd.watch_timeout,
+            backoff=cfg.argocd.backoff,
+        )
+        self._threads: list[threading.Thread] = []
+        self._argo_pairs: set[PairKey] = set()
+        self._load_argocd_live()
+        if self.argo is not None:
+            self.health.count("history_gaps", "argocd", self.store.argocd_counts()["history_gaps"])
 
     # -- work ----------------------------------------------------------------------------------
 
@@ -126,7 +145,8 @@ class Daemon:
     ) -> snapshot.Snapshot:
         """Record the live state of one pair (``None`` keeps a value) and republish the snapshot.
 
-        The Argo CD source will call this when an Application's sync or health changes. Thread-safe:
+        The Argo CD watch republishes the stored state of every pair instead (``argocd_observed``); this
+        one-pair form serves callers that push a state directly. Thread-safe:
         the snapshot published last always includes the latest state of every pair.
         """
         key = PairKey(service, environment)
@@ -137,6 +157,90 @@ class Daemon:
                 degraded=old.degraded if degraded is None else degraded,
             )
         return self.recompute()
+
+    # -- Argo CD ---------------------------------------------------------------------------------
+
+    def _load_argocd_live(self) -> bool:
+        """Serve the stored live state of every pair with Argo CD apps; True when something changed."""
+        live = self.store.argocd_live()
+        changed = False
+        with self._live_lock:
+            for key in list(self._argo_pairs):  # pairs whose last Argo CD app was deleted
+                if (key.service, key.environment) not in live and self._live.get(key) != snapshot.LiveState():
+                    self._live[key] = snapshot.LiveState()
+                    changed = True
+            self._argo_pairs = {PairKey(s, e) for s, e in live}
+            for (service, env), (failing, degraded) in live.items():
+                state = snapshot.LiveState(sync_failing=failing, degraded=degraded)
+                if self._live.get(PairKey(service, env)) != state:
+                    self._live[PairKey(service, env)] = state
+                    changed = True
+        return changed
+
+    def argocd_observed(self, outcome_changed: bool) -> None:
+        """After an Argo CD observation: republish live state and numbers when something changed."""
+        live_changed = self._load_argocd_live()
+        if outcome_changed or live_changed:
+            self.recompute()
+
+    def start_argocd(self) -> list[threading.Thread]:
+        """One guarded watch thread per namespace (or one for all namespaces)."""
+        if self.argo is None:
+            return []
+        scopes: tuple[str | None, ...] = tuple(self.cfg.argocd.namespaces) or (None,)
+        for ns in scopes:
+            t = threading.Thread(target=self._guard, args=(f"argocd-watch-{ns or '*'}", ns), daemon=True)
+            t.name = f"argocd-watch-{ns or '*'}"
+            t.start()
+            self._threads.append(t)
+        return self._threads
+
+    def _guard(self, name: str, namespace: str | None) -> None:
+        """Run one watch until stop; a crash is logged, counted and restarted after a backoff step."""
+        attempt = 0
+        while not self.stop.is_set():
+            try:
+                api = argocd_source.load_api(self.cfg.argocd.kubeconfig, self.cfg.argocd.context)
+                try:
+                    argocd_source.Watcher(api, self.argo_settings, namespace, _ArgoListener(self)).run(self.stop)
+                finally:
+                    api.close()  # type: ignore[no-untyped-call]
+            except SourceError as exc:
+                self.health.failure("argocd", namespace or "*", exc.kind, str(exc))
+                log.error("argocd.watch_failed", thread=name, kind=exc.kind, error=str(exc))
+            except Exception as exc:
+                self.health.failure("argocd", namespace or "*", "unexpected", repr(exc))
+                log.exception("argocd.watch_crashed", thread=name)
+            else:
+                if self.stop.is_set():
+                    log.info("argocd.watch_stopped", thread=name)
+                    return
+                log.error("argocd.watch_exited_unexpectedly", thread=name)
+            self.stop.wait(self.argo_settings.delay(attempt))
+            attempt += 1
+        log.info("argocd.watch_cancelled", thread=name)
+
+    def webhook_argocd(self, body: bytes) -> tuple[int, str]:
+        """POST /webhooks/argocd after authentication: record the hint once; the watch stays the truth."""
+        try:
+            note = parse_argocd_notification(body)
+        except ValueError as exc:
+            self.health.count("webhook_events", "argocd:malformed")
+            return 400, f"bad notification: {exc}"
+        try:
+            with self.store.transaction() as tx:
+                new = tx.add_webhook_event("argocd", note.key, note.raw)
+        except StoreError as exc:
+            log.error("webhook.store_failed", error=str(exc))
+            return 503, "store unavailable"
+        outcome = "recorded" if new else "duplicate"
+        if new and note.started_at:
+            started = argocd_source.parse_time(note.started_at)
+            if started is not None and self.store.argocd_operation_known(note.uid, started.timestamp()):
+                outcome = "known"  # the watch saw this operation first: the hint adds nothing
+        self.health.count("webhook_events", f"argocd:{outcome}")
+        log.info("webhook.argocd", outcome=outcome, app=note.app, trigger=note.trigger)
+        return 202, outcome
 
     def poll_gitops(self, ing: GitOpsIngester, progress: bool = False) -> IngestResult | None:
         """One guarded poll: errors are logged and counted, never raised into the scheduler."""
@@ -331,9 +435,12 @@ class Daemon:
         if self.webhook is not None:
             self.webhook.start()
             self.http.post_routes["/webhooks/github"] = self.webhook.handle
+        if self.argo is not None:
+            self.http.add_webhook("/webhooks/argocd", self.cfg.secrets.argocd_webhook_token, self.webhook_argocd)
         if self.cfg.webhook_listen is not None:
-            wh_host, wh_port = self.http.serve(*self.cfg.webhook_listen, webhooks_only=True)
-            log.info("daemon.webhooks", listen=f"{wh_host}:{wh_port}", routes=sorted(self.http.post_routes))
+            whost, wport = self.http.serve_webhooks(*self.cfg.webhook_listen)
+            log.info("daemon.webhooks_listening", listen=f"{whost}:{wport}")
+        self.start_argocd()
         log.info("daemon.started", version=__version__, listen=f"{host}:{port}", repos=len(self.ingesters))
         scheduler = self.scheduler = BackgroundScheduler(
             # one worker per job: a slow GitHub job never waits for, or holds up, a GitOps poll
@@ -380,6 +487,8 @@ class Daemon:
                 lock.release()
             else:
                 log.warning("daemon.stop_timeout", waited=STOP_BUDGET_SECONDS)
+        for t in self._threads:
+            t.join(timeout=max(0.1, deadline - time.monotonic()))
         self.close()
         log.info("daemon.stopped")
         return 0
@@ -417,3 +526,49 @@ def github_settings(cfg: Config) -> Settings:
         max_rate_limit_wait=min(g.max_rate_limit_wait, g.budget),
         retries=g.retries,
     )
+
+
+class _ArgoListener:
+    """Feeds one watch's reports to the ingester, health and self-metrics, then republishes."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+        assert daemon.argo is not None
+        self.argo = daemon.argo
+
+    def _done(self, changed: bool, n: int) -> None:
+        self.d.health.count("events_processed", "argocd", n)
+        self.d.argocd_observed(changed)
+
+    def listed(self, scope: str, apps: Sequence[argocd_source.App]) -> None:
+        started = time.monotonic()
+        out = self.argo.listed(apps)
+        if out.gaps:
+            self.d.health.count("history_gaps", "argocd", out.gaps)
+        self.d.health.success("argocd", scope, time.monotonic() - started)
+        log.info("argocd.list_applied", scope=scope, apps=len(apps), deployments=out.deployments)
+        self._done(out.changed, len(apps))
+
+    def changed(self, scope: str, app: argocd_source.App) -> None:
+        out = self.argo.apply(app)
+        if out.gaps:
+            self.d.health.count("history_gaps", "argocd", out.gaps)
+        self._done(out.changed, 1)
+
+    def deleted(self, scope: str, app: argocd_source.App) -> None:
+        self._done(self.argo.deleted(app), 1)
+
+    def healthy(self, scope: str) -> None:
+        self.d.health.success("argocd", scope, 0.0)
+
+    def failed(self, scope: str, error: SourceError) -> None:
+        self.d.health.failure("argocd", scope, error.kind, str(error))
+        log.error("argocd.watch_error", scope=scope, kind=error.kind, error=str(error))
+
+    def reconnecting(self, scope: str, reason: str) -> None:
+        self.d.health.count("watch_reconnects", "argocd")
+        log.warning("argocd.watch_reconnect", scope=scope, reason=reason)
+
+    def relisting(self, scope: str, reason: str) -> None:
+        self.d.health.count("watch_relists", "argocd")
+        log.warning("argocd.watch_relist", scope=scope, reason=reason)

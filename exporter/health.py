@@ -36,6 +36,16 @@ class Health:
         self.scrape_duration = 0.0
         # GitHub requests left per rate-limit resource (core, search, ...), from the last answers
         self.github_rate_limit_remaining: dict[str, float] = {}
+        self.counters: defaultdict[tuple[str, str], int] = defaultdict(int)
+
+    def count(self, name: str, source: str, n: int = 1) -> None:
+        """Bump a self-metric counter (``dora_exporter_<name>_total{source}``)."""
+        with self._lock:
+            self.counters[(name, source)] += n
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self.counters)
 
     def success(self, source: str, part: str, duration: float) -> None:
         with self._lock:

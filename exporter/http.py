@@ -6,6 +6,7 @@ and a threading server keeps a slow client from blocking Prometheus.
 
 from __future__ import annotations
 
+import hmac
 import html
 import json
 import threading
@@ -27,10 +28,15 @@ from exporter.snapshot import Snapshot
 log = structlog.get_logger(__name__)
 
 HEARTBEAT_MAX_AGE = 60.0
-MAX_WEBHOOK_BODY = 25 * 1024 * 1024
+WEBHOOK_MAX_BODY = 64 * 1024
+WEBHOOK_READ_TIMEOUT = 10.0
 Explain = Callable[[str | None, str | None], list[dict[str, Any]]]
-# A POST route: (header getter, raw body) -> (status, short text answer)
+# (raw body) -> (HTTP status, short text); called only after the bearer token matched
+Webhook = Callable[[bytes], tuple[int, str]]
+# A route that authenticates the request itself (GitHub's HMAC signature over the raw body):
+# (header getter, raw body) -> (HTTP status, short text)
 PostRoute = Callable[[Callable[[str], str | None], bytes], tuple[int, str]]
+SIGNED_MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 
 
 class _Server(ThreadingHTTPServer):
@@ -57,17 +63,37 @@ class HttpApp:
         self.production_environment = production_environment
         self.window = window
         self._servers: list[_Server] = []
-        self.post_routes: dict[str, PostRoute] = {}
+        self.webhooks: dict[str, tuple[str | None, Webhook]] = {}
+        self.post_routes: dict[str, PostRoute] = {}  # served on the webhook listener, self-authenticating
 
-    def serve(self, host: str, port: int, webhooks_only: bool = False) -> tuple[str, int]:
-        """``webhooks_only`` is the webhook listener: POST routes and ``/healthz``, nothing else."""
+    def add_webhook(self, path: str, token: str | None, handler: Webhook) -> None:
+        """Serve ``POST path`` on the webhook listener; a request must carry ``Bearer <token>``.
+
+        Without a configured token every request is refused (401): an open endpoint that writes to
+        the store is not a default anyone wants."""
+        self.webhooks[path] = (token, handler)
+
+    def serve_webhooks(self, host: str, port: int) -> tuple[str, int]:
+        """The webhook listener: separate from ``/metrics`` so it can be exposed alone."""
+        app = self
+
+        class Handler(_WebhookHandler):
+            pass
+
+        Handler.app = app
+        server = _Server((host, port), Handler)
+        self._servers.append(server)
+        threading.Thread(target=server.serve_forever, name=f"webhooks-{port}", daemon=True).start()
+        bound = server.server_address
+        return str(bound[0]), int(bound[1])
+
+    def serve(self, host: str, port: int) -> tuple[str, int]:
         app = self
 
         class Handler(_Handler):
             pass
 
         Handler.app = app
-        Handler.webhooks_only = webhooks_only
         server = _Server((host, port), Handler)
         self._servers.append(server)
         threading.Thread(target=server.serve_forever, name=f"http-{port}", daemon=True).start()
@@ -130,24 +156,7 @@ def _dur(seconds: float | None) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     app: HttpApp
-    webhooks_only = False
     server_version = "dora-exporter"
-
-    def do_POST(self) -> None:
-        route = self.app.post_routes.get(urlsplit(self.path).path)
-        if route is None:
-            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
-            return
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self._send(HTTPStatus.LENGTH_REQUIRED, b"Content-Length required\n", "text/plain")
-            return
-        if int(length) > MAX_WEBHOOK_BODY:
-            self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"too large\n", "text/plain")
-            return
-        body = self.rfile.read(int(length))
-        status, text = route(self.headers.get, body)
-        self._send(HTTPStatus(status), (text + "\n").encode(), "text/plain")
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http.request", client=self.client_address[0], line=format % args)
@@ -166,9 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         app = self.app
-        if self.webhooks_only and url.path != "/healthz":
-            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
-        elif url.path == "/metrics":
+        if url.path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             self._send(HTTPStatus.OK, encoder(app.registry), content_type)
         elif url.path == "/healthz":
@@ -192,3 +199,88 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, app.landing().encode(), "text/html; charset=utf-8")
         else:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+
+
+class _WebhookHandler(BaseHTTPRequestHandler):
+    """POST-only; authentication before reading the body, the body bounded in size and in time."""
+
+    app: HttpApp
+    server_version = "dora-exporter"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http.webhook_request", client=self.client_address[0], line=format % args)
+
+    def _reply(self, status: int, text: str) -> None:
+        body = (text + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        known = path in self.app.webhooks or path in self.app.post_routes
+        self._reply(HTTPStatus.NOT_FOUND if not known else 405, "POST only")
+
+    def _body(self, limit: int) -> bytes | None:
+        """The request body, bounded in size and in time; ``None`` once an error was answered."""
+        length_raw = self.headers.get("Content-Length")
+        if length_raw is None or not length_raw.isdigit():
+            self._reply(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
+            return None
+        length = int(length_raw)
+        if length > limit:
+            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {limit} bytes")
+            return None
+        self.connection.settimeout(WEBHOOK_READ_TIMEOUT)
+        try:
+            body = self.rfile.read(length)
+        except OSError:
+            self._reply(HTTPStatus.REQUEST_TIMEOUT, "body not received in time")
+            return None
+        if len(body) != length:
+            self._reply(HTTPStatus.BAD_REQUEST, "truncated body")
+            return None
+        return body
+
+    def do_POST(self) -> None:
+        route = self.app.post_routes.get(urlsplit(self.path).path)
+        if route is not None:
+            body = self._body(SIGNED_MAX_BODY)
+            if body is not None:
+                status, text = route(self.headers.get, body)
+                self._reply(status, text)
+            return
+        entry = self.app.webhooks.get(urlsplit(self.path).path)
+        if entry is None:
+            self._reply(HTTPStatus.NOT_FOUND, "not found")
+            return
+        token, handler = entry
+        given = self.headers.get("Authorization", "")
+        expected = f"Bearer {token}" if token else None
+        if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
+            log.warning("webhook.unauthorized", path=self.path, client=self.client_address[0])
+            self._reply(HTTPStatus.UNAUTHORIZED, "unauthorized")
+            return
+        length_raw = self.headers.get("Content-Length")
+        if length_raw is None or not length_raw.isdigit():
+            self._reply(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
+            return
+        length = int(length_raw)
+        if length > WEBHOOK_MAX_BODY:
+            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {WEBHOOK_MAX_BODY} bytes")
+            return
+        self.connection.settimeout(WEBHOOK_READ_TIMEOUT)
+        try:
+            body = self.rfile.read(length)
+        except OSError:
+            self._reply(HTTPStatus.REQUEST_TIMEOUT, "body not received in time")
+            return
+        if len(body) != length:
+            self._reply(HTTPStatus.BAD_REQUEST, "truncated body")
+            return
+        status, text = handler(body)
+        self._reply(status, text)

@@ -273,6 +273,19 @@ class GitOpsIngester:
                 log.warning(
                     "gitops.unresolved_tag", service=value.service, environment=value.environment, tag=value.value
                 )
+        argo = tx.unclaimed_argocd_deployment(value.service, value.environment, value.commit)
+        if argo is not None:
+            # Argo CD already recorded this deployment (it synced this manifest commit before we
+            # polled): one real deployment, one row. GitOps adds the version and changes; Argo's time stays.
+            base = tx.previous_deployment(value.service, value.environment, argo.deployed_at.timestamp(), argo.id)
+            tx.adopt_deployment(argo.id, value.value, self.repo.key, commit, value.message)
+            if deferred and svc is not None and svc.repo:
+                tx.add_pending_changes(argo.id, svc.repo, key)  # its commit and changes come from GitHub
+            if commit is not None and source_git is not None and svc is not None and base is not None and base.commit:
+                tx.add_changes(
+                    argo.id, value.service, value.environment, source_git.changes(commit, [base.commit], svc.paths)
+                )
+            return True
         prev = tx.last_deployment(value.service, value.environment)
         base = tx.last_deployment(value.service, value.environment, resolved=True)
         dep_id, inserted = tx.add_deployment(

@@ -29,7 +29,18 @@ SOURCES = ("gitops", "argocd", "github")
 KNOWN_UNMATCHED = {
     "gitops": ("malformed_manifest", "missing_key", "non_scalar_value", "unresolved_tag", "blob_missing"),
     "github": ("incident_unattributed", "incident_unmapped"),
+    "argocd": ("unmapped_app",),
 }
+# Self-metric counters kept in ``Health.counters``: name -> help; exposed per source that has them.
+SOURCE_COUNTERS = {
+    "watch_reconnects": "Watch streams that broke or ended in error and were reopened",
+    "watch_relists": "Full relists after 410 Gone (the watched resourceVersion was compacted)",
+    "history_gaps": "Argo CD history ids lost while not watching (a jump in status.history ids)",
+    "events_processed": "Watch events and list items processed",
+    "webhook_events": "Webhook notifications received, by outcome",
+}
+COUNTER_SOURCES = {"watch_reconnects": ("argocd",), "watch_relists": ("argocd",), "history_gaps": ("argocd",),
+                   "events_processed": ("argocd",)}  # fmt: skip
 
 
 class SnapshotHolder:
@@ -214,13 +225,29 @@ class DoraCollector(Collector):
         counts.update(snap.unmatched)
         for (source, reason), n in sorted(counts.items()):
             unmatched.add_metric([source, reason], n)
+        tallies = self.health.counts()
+        families: list[Metric] = []
+        for name, doc in SOURCE_COUNTERS.items():
+            if name == "webhook_events":
+                hook = CounterMetricFamily(f"dora_exporter_{name}", doc, labels=["source", "outcome"])
+                for (tally, key), v in sorted(tallies.items()):
+                    if tally == name:
+                        hook.add_metric(key.split(":", 1), v)
+                families.append(hook)
+                continue
+            fam = CounterMetricFamily(f"dora_exporter_{name}", doc, labels=["source"])
+            values = {s: 0 for s in COUNTER_SOURCES.get(name, ()) if s in sources}
+            values.update({key: v for (tally, key), v in tallies.items() if tally == name})
+            for source, v in sorted(values.items()):
+                fam.add_metric([source], v)
+            families.append(fam)
         info = GaugeMetricFamily("dora_exporter_build_info", "Build information", labels=["version"])
         info.add_metric([__version__], 1)
         computed = GaugeMetricFamily(
             "dora_exporter_snapshot_timestamp_seconds", "When the served numbers were last computed"
         )
         computed.add_metric([], snap.computed_at.timestamp())
-        out: list[Metric] = [up, last, ingest, err, unmatched, info, computed]
+        out: list[Metric] = [up, last, ingest, err, unmatched, *families, info, computed]
         if "github" in sources:
             no_pr = CounterMetricFamily(
                 "dora_exporter_changes_without_pull_request",

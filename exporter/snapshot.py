@@ -65,7 +65,7 @@ class Histogram:
 class LiveState:
     """The current state of one pair's running app, as opposed to its history.
 
-    The Argo CD source will report it (latest sync operation Failed/Error, health Degraded);
+    The Argo CD source reports it (latest sync operation Failed/Error, health Degraded);
     it is served as ``dora_sync_failing`` and ``dora_degraded``.
     """
 

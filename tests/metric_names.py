@@ -33,5 +33,10 @@ EXPORTER_METRICS = frozenset(
         "dora_exporter_changes_without_pull_request_total",
         "dora_exporter_scrape_duration_seconds",
         "dora_exporter_ingest_duration_seconds",
+        "dora_exporter_watch_reconnects_total",
+        "dora_exporter_watch_relists_total",
+        "dora_exporter_history_gaps_total",
+        "dora_exporter_events_processed_total",
+        "dora_exporter_webhook_events_total",
     }
 )

@@ -89,6 +89,9 @@ def test_version_key(version: str, key: tuple[int, ...] | None) -> None:
         (SHA7, "v10", False),
         ("v10", SHA7, False),
         ("latest", "v1", False),
+        ("1.2", "1.2.0", False),  # missing parts are zeros: equal, not lower
+        ("1.2.0", "1.2", False),
+        ("1.2", "1.2.1", True),
     ],
 )
 def test_is_lower_version(new: str, old: str, lower: bool) -> None:

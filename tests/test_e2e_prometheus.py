@@ -64,6 +64,7 @@ MAY_BE_EMPTY: dict[str, str] = {
     r"dora_exporter_github_rate_limit_remaining": "the demo has no GitHub source",
     r"dora_exporter_changes_without_pull_request_total": "the demo has no GitHub source",
     r"dora_exporter_source_errors_total": "no source fails on the demo",
+    r"dora_exporter_(watch_re|history_gaps|events_processed|webhook_events)": "the demo has no Argo CD source",
     r"^ALERTS\{": "nothing fires on the healthy demo",
     r"== 1$": "no sync fails on the healthy demo",
     r"changes\(dora_deployments_total": "no deployment happens while the test runs",

@@ -51,7 +51,7 @@ def receiver() -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
         CollectorRegistry(), Health({}), lambda: snapshot.Snapshot(datetime.now(UTC)), lambda s, e: [], "prod", "30d"
     )
     app.post_routes["/webhooks/github"] = hook.handle
-    host, port = app.serve("127.0.0.1", 0, webhooks_only=True)
+    host, port = app.serve_webhooks("127.0.0.1", 0)
     try:
         yield f"http://{host}:{port}", events
     finally:

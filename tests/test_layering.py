@@ -32,6 +32,7 @@ RANK = {
     "exporter.metrics": 4,
     "exporter.http": 4,
     "exporter.ingesting": 5,
+    "exporter.syncing": 5,
     "exporter.ingesting_github": 5.5,  # builds on ingesting (the change lister and the rollback rule)
     "exporter.explaining": 5,
     "exporter.daemon": 6,

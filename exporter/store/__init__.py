@@ -1,5 +1,5 @@
 """The embedded store: the only package that touches SQL."""
 
-from exporter.store.db import Store, Tx
+from exporter.store.db import ArgoApp, Store, Tx
 
-__all__ = ["Store", "Tx"]
+__all__ = ["ArgoApp", "Store", "Tx"]

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,37 @@ class _Reads:
             args.append(environment)
         return [_failure(r) for r in self.conn.execute(sql + " ORDER BY started_at, id", args)]
 
+    def argocd_app(self, uid: str) -> ArgoApp | None:
+        row = self.conn.execute(
+            "SELECT uid, name, service, environment, max_history_id, health, healthy_since, sync_failing, deleted "
+            "FROM argocd_apps WHERE uid = ?",
+            (uid,),
+        ).fetchone()
+        if row is None:
+            return None
+        return ArgoApp(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]), bool(row[8]))
+
+    def argocd_live(self) -> dict[tuple[str, str], tuple[bool, bool]]:
+        """(sync_failing, degraded) per pair over its apps that still exist."""
+        rows = self.conn.execute(
+            "SELECT service, environment, MAX(sync_failing), MAX(health = 'Degraded') FROM argocd_apps "
+            "WHERE deleted = 0 GROUP BY service, environment"
+        )
+        return {(s, e): (bool(f), bool(d)) for s, e, f, d in rows}
+
+    def argocd_counts(self) -> dict[str, int]:
+        """Persisted totals behind self-metrics, so they never decrease across restarts."""
+        gaps = self.conn.execute("SELECT COALESCE(SUM(to_id - from_id + 1), 0) FROM argocd_gaps").fetchone()[0]
+        hooks = self.conn.execute("SELECT COUNT(*) FROM webhook_events").fetchone()[0]
+        ops = self.conn.execute("SELECT COUNT(*) FROM argocd_operations").fetchone()[0]
+        return {"history_gaps": int(gaps), "webhook_events": int(hooks), "operations": int(ops)}
+
+    def argocd_operation_known(self, uid: str, started_at: float) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM argocd_operations WHERE uid = ? AND started_at = ?", (uid, started_at)
+        ).fetchone()
+        return row is not None
+
     def unmatched_counts(self) -> dict[tuple[str, str], int]:
         rows = self.conn.execute("SELECT source, reason, COUNT(*) FROM unmatched GROUP BY source, reason")
         return {(s, r): n for s, r, n in rows}
@@ -233,6 +265,19 @@ class _Reads:
                 ChangeLead(service, env, sha, dep_id, utc(deployed), max(0.0, deployed - start))
             )
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class ArgoApp:
+    uid: str
+    name: str
+    service: str
+    environment: str
+    max_history_id: int | None
+    health: str | None
+    healthy_since: float | None
+    sync_failing: bool
+    deleted: bool
 
 
 class Tx(_Reads):
@@ -432,6 +477,175 @@ class Tx(_Reads):
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO unmatched (source, reason, key, detail, first_seen) VALUES (?,?,?,?,?)",
             (skip.source, skip.reason, skip.key, skip.detail, time.time()),
+        )
+        return cur.rowcount > 0
+
+    # -- Argo CD ------------------------------------------------------------------------------
+
+    def upsert_argocd_app(self, a: ArgoApp, namespace: str) -> None:
+        self.conn.execute(
+            "INSERT INTO argocd_apps (uid, name, namespace, service, environment, max_history_id, health, "
+            "healthy_since, sync_failing, deleted, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (uid) DO UPDATE SET name = excluded.name, namespace = excluded.namespace, "
+            "service = excluded.service, environment = excluded.environment, "
+            "max_history_id = excluded.max_history_id, health = excluded.health, "
+            "healthy_since = excluded.healthy_since, sync_failing = excluded.sync_failing, "
+            "deleted = excluded.deleted, updated_at = excluded.updated_at",
+            (a.uid, a.name, namespace, a.service, a.environment, a.max_history_id, a.health, a.healthy_since,
+             int(a.sync_failing), int(a.deleted), time.time()),
+        )  # fmt: skip
+
+    def mark_argocd_app_deleted(self, uid: str) -> bool:
+        cur = self.conn.execute("UPDATE argocd_apps SET deleted = 1 WHERE uid = ? AND deleted = 0", (uid,))
+        return cur.rowcount > 0
+
+    def has_argocd_history(self, uid: str, history_id: int) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM argocd_history WHERE uid = ? AND history_id = ?", (uid, history_id)
+        ).fetchone()
+        return row is not None
+
+    def add_argocd_history(
+        self,
+        uid: str,
+        history_id: int,
+        app_name: str,
+        pair: tuple[str, str],
+        revision: str | None,
+        started_at: float | None,
+        deployed_at: float,
+        deployment_id: int | None,
+    ) -> bool:
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO argocd_history (uid, history_id, app_name, service, environment, revision, "
+            "started_at, deployed_at, deployment_id) VALUES (?,?,?,?,?,?,?,?,?)",
+            (uid, history_id, app_name, *pair, revision, started_at, deployed_at, deployment_id),
+        )
+        return cur.rowcount > 0
+
+    def argocd_history_deployment(self, uid: str, started_at: float) -> int | None:
+        """The deployment of the history entry whose ``deployStartedAt`` equals an operation's ``startedAt``."""
+        row = self.conn.execute(
+            "SELECT deployment_id FROM argocd_history WHERE uid = ? AND started_at = ?", (uid, started_at)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def add_argocd_operation(
+        self,
+        uid: str,
+        app_name: str,
+        pair: tuple[str, str],
+        started_at: float,
+        phase: str,
+        finished_at: float | None,
+        retry_count: int,
+        revision: str | None,
+        message: str,
+    ) -> bool:
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO argocd_operations (uid, started_at, app_name, service, environment, phase, "
+            "finished_at, retry_count, revision, message) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (uid, started_at, app_name, *pair, phase, finished_at, retry_count, revision, message),
+        )
+        return cur.rowcount > 0
+
+    def add_argocd_health(self, uid: str, at: float, status: str, pair: tuple[str, str]) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO argocd_health (uid, at, status, service, environment) VALUES (?,?,?,?,?)",
+            (uid, at, status, *pair),
+        )
+
+    def add_argocd_gap(self, uid: str, from_id: int, to_id: int) -> bool:
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO argocd_gaps (uid, from_id, to_id) VALUES (?,?,?)", (uid, from_id, to_id)
+        )
+        return cur.rowcount > 0
+
+    def unclaimed_gitops_deployment(self, service: str, environment: str, manifest_commit: str) -> Deployment | None:
+        """The GitOps deployment a manifest commit made for a pair, unless an Argo CD entry already is it."""
+        row = self.conn.execute(
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments d WHERE service = ? AND environment = ? "  # noqa: S608
+            "AND source = 'gitops' AND manifest_commit = ? "
+            "AND NOT EXISTS (SELECT 1 FROM argocd_history h WHERE h.deployment_id = d.id) ORDER BY id LIMIT 1",
+            (service, environment, manifest_commit),
+        ).fetchone()
+        return None if row is None else _deployment(row)
+
+    def unclaimed_argocd_deployment(self, service: str, environment: str, manifest_commit: str) -> Deployment | None:
+        """An Argo CD deployment of a manifest commit that no GitOps commit has explained yet."""
+        row = self.conn.execute(
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments d WHERE service = ? AND environment = ? "  # noqa: S608
+            "AND source = 'argocd' AND manifest_commit = ? AND manifest_repo IS NULL "
+            "AND EXISTS (SELECT 1 FROM argocd_history h WHERE h.deployment_id = d.id) "  # a sync that succeeded
+            "ORDER BY deployed_at, id LIMIT 1",
+            (service, environment, manifest_commit),
+        ).fetchone()
+        return None if row is None else _deployment(row)
+
+    def previous_deployment(self, service: str, environment: str, before: float, exclude: int) -> Deployment | None:
+        """The latest resolved deployment of a pair strictly before ``before`` (the base for changes)."""
+        row = self.conn.execute(
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments WHERE service = ? AND environment = ? "  # noqa: S608
+            "AND commit_sha IS NOT NULL AND deployed_at < ? AND id != ? ORDER BY deployed_at DESC, id DESC LIMIT 1",
+            (service, environment, before, exclude),
+        ).fetchone()
+        return None if row is None else _deployment(row)
+
+    def gitops_version(self, service: str, environment: str, manifest_commit: str) -> str | None:
+        """The version a GitOps manifest commit set for a pair, if the GitOps source recorded it."""
+        row = self.conn.execute(
+            "SELECT version FROM deployments WHERE service = ? AND environment = ? AND manifest_commit = ? "
+            "AND manifest_repo IS NOT NULL ORDER BY id LIMIT 1",
+            (service, environment, manifest_commit),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def gitops_deployments_of_pair(
+        self, service: str, environment: str, limit: int = 50
+    ) -> list[tuple[Deployment, str, bool]]:
+        """(deployment, manifest repo key, claimed by an Argo CD entry) of a pair's GitOps rows, newest first."""
+        rows = self.conn.execute(
+            f"SELECT {_DEPLOYMENT_COLS}, manifest_repo, "  # noqa: S608
+            "EXISTS (SELECT 1 FROM argocd_history h WHERE h.deployment_id = d.id) FROM deployments d "
+            "WHERE service = ? AND environment = ? AND manifest_repo IS NOT NULL AND manifest_commit IS NOT NULL "
+            "ORDER BY deployed_at DESC, id DESC LIMIT ?",
+            (service, environment, limit),
+        )
+        return [(_deployment(r), str(r[11]), bool(r[12])) for r in rows]
+
+    def adopt_deployment(
+        self, deployment_id: int, version: str, manifest_repo: str, commit: str | None, message: str
+    ) -> None:
+        """GitOps explains an Argo CD deployment: its version and commit; Argo's time stays."""
+        self.conn.execute(
+            "UPDATE deployments SET version = ?, manifest_repo = ?, commit_sha = ?, message = ? WHERE id = ?",
+            (version, manifest_repo, commit, message, deployment_id),
+        )
+
+    def set_deployed_at(self, deployment_id: int, deployed_at: float) -> None:
+        """Argo CD saw a GitOps deployment happen: its time wins over the commit time."""
+        self.conn.execute(
+            "UPDATE deployments SET deployed_at = ?, source = 'argocd' WHERE id = ?", (deployed_at, deployment_id)
+        )
+
+    def open_failures(self, service: str, environment: str, reason: FailureReason) -> list[Failure]:
+        rows = self.conn.execute(
+            f"SELECT {_FAILURE_COLS} FROM failures WHERE service = ? AND environment = ? AND reason = ? "  # noqa: S608
+            "AND restored_at IS NULL ORDER BY started_at, id",
+            (service, environment, reason.value),
+        )
+        return [_failure(r) for r in rows]
+
+    def restore_failure(self, failure_id: int, restored_at: float, restored_by: int | None) -> None:
+        self.conn.execute(
+            "UPDATE failures SET restored_at = ?, restored_by = ? WHERE id = ? AND restored_at IS NULL",
+            (restored_at, restored_by, failure_id),
+        )
+
+    def add_webhook_event(self, source: str, key: str, body: str) -> bool:
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO webhook_events (source, key, received_at, body) VALUES (?,?,?,?)",
+            (source, key, time.time(), body),
         )
         return cur.rowcount > 0
 

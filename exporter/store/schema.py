@@ -76,7 +76,75 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
-    # 2: GitHub source: pull request facts of a change, deployments whose commit and changes are still to
+    # 2: Argo CD: history entries, sync operations, health transitions, per-app state, webhook hints
+    """
+    CREATE TABLE argocd_apps (
+        uid TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        service TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        max_history_id INTEGER,
+        health TEXT,
+        healthy_since REAL,
+        sync_failing INTEGER NOT NULL DEFAULT 0,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE argocd_history (
+        uid TEXT NOT NULL,
+        history_id INTEGER NOT NULL,
+        app_name TEXT NOT NULL,
+        service TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        revision TEXT,
+        started_at REAL,
+        deployed_at REAL NOT NULL,
+        deployment_id INTEGER REFERENCES deployments (id),
+        PRIMARY KEY (uid, history_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX argocd_history_deployment ON argocd_history (deployment_id);
+
+    CREATE TABLE argocd_operations (
+        uid TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        app_name TEXT NOT NULL,
+        service TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        finished_at REAL,
+        retry_count INTEGER NOT NULL DEFAULT 0,
+        revision TEXT,
+        message TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (uid, started_at)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE argocd_health (
+        uid TEXT NOT NULL,
+        at REAL NOT NULL,
+        status TEXT NOT NULL,
+        service TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        PRIMARY KEY (uid, at)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE argocd_gaps (
+        uid TEXT NOT NULL,
+        from_id INTEGER NOT NULL,
+        to_id INTEGER NOT NULL,
+        PRIMARY KEY (uid, from_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE webhook_events (
+        source TEXT NOT NULL,
+        key TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (source, key)
+    ) WITHOUT ROWID;
+    """,
+    # 3: GitHub source: pull request facts of a change, deployments whose commit and changes are still to
     # be read through the API, and a cache of immutable or ETag-validated answers
     """
     ALTER TABLE changes ADD COLUMN pr_checked INTEGER NOT NULL DEFAULT 0;

@@ -272,3 +272,36 @@ def _swallow(resolver: ChangeResolver) -> None:
     """Run one pass and drop its (expected) GitHub error: the hang ends in a 502."""
     with contextlib.suppress(SourceError):
         resolver.poll()
+
+
+def test_a_gitops_deployment_that_adopts_an_argocd_one_gets_its_changes_from_github(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    from datetime import timedelta
+
+    from exporter.syncing import ArgoIngester
+    from tests.test_argocd_unify import SERVICE, argo_app
+
+    repo = fake.repo("acme/shop-api")
+    c0 = repo.commit("initial", ["services/shop/main.py"], T0)
+    c1 = repo.commit("feature", ["services/shop/a.py"], T0 + HOUR)
+    gitops = GitRepo(tmp_path / "gitops")
+    m0 = gitops.commit(f"Promote to production: {c0}", T0 + 2 * HOUR, {manifest(SERVICE): values_yaml(c0)})
+    m1 = gitops.commit(f"Promote to production: {c1}", T0 + 3 * HOUR, {manifest(SERVICE): values_yaml(c1)})
+    e = Exporter(
+        tmp_path,
+        gitops.url,
+        services=[{"name": SERVICE, "repo": "github:acme/shop-api", "paths": ["services/shop"]}],
+        github={"enabled": True, "base_url": fake.base_url},
+        argocd={"enabled": True, "namespaces": ["argocd"]},
+    )
+    e.github = client_for(fake, _StoreCache(e))
+    repos = Repos(e.cfg, e.github)
+    start = datetime.fromtimestamp(T0 + 2 * HOUR + 60, tz=UTC)
+    ArgoIngester(e.cfg, e.store, repos).apply(argo_app("u1", [(1, m0, start), (2, m1, start + timedelta(hours=1))]))
+    e.poll()  # GitOps adopts both Argo CD deployments
+    assert {d.source.value for d in e.store.deployments()} == {"argocd"}
+    assert ChangeResolver(e.cfg, e.store, repos).poll().deployments == 2
+    assert e.change_shas(SERVICE) == [[], [c1]]
+    repos.close()
+    e.close()

@@ -40,7 +40,6 @@ except ImportError as exc:  # fail the module with the install step instead of a
     raise ImportError("helm-python-sdk is not installed: run .ci/install-helm-tools.sh") from exc
 
 from exporter import config as exporter_config
-from exporter.errors import ConfigError
 from tests.support.kube import KubeCluster, wait_until
 from tests.support.kube_fixtures import APPLICATION_CRD, SHARED_DIR, find_kube_apiserver
 
@@ -298,21 +297,12 @@ def test_config_is_rendered_from_values(set_name: str) -> None:
     }
 
 
-# Top-level sections of the daemon's config contract that its parser may not know yet (argocd is known now).
-PENDING_CONFIG_SECTIONS = ("github",)
-
-
 @pytest.mark.parametrize("set_name", list(VALUES_SETS))
 def test_rendered_config_is_accepted_by_the_daemon(set_name: str, tmp_path: Path) -> None:
     """The ConfigMap's dora.yaml passes the daemon's own validation (what ``check-config`` runs)."""
     path = tmp_path / "dora.yaml"
     path.write_text(one(set_objects(set_name), "ConfigMap", FULLNAME)["data"]["dora.yaml"])
-    try:
-        exporter_config.load(path, environ={})
-    except ConfigError as exc:
-        if exc.key in PENDING_CONFIG_SECTIONS and exc.message == "unknown key":
-            pytest.xfail(f"the daemon's config parser does not know this contract section yet: {exc}")
-        raise
+    exporter_config.load(path, environ={})
 
 
 def test_config_change_rolls_the_pod() -> None:

@@ -20,6 +20,7 @@ from exporter.correlate import Transition, rollback_kind, tag_commit_candidate
 from exporter.errors import SourceError
 from exporter.model import DeploymentSource, FailureReason, ManifestValue, Skip
 from exporter.sources import gitops
+from exporter.sources.commitgraph import ChangeLister, CommitGraph
 from exporter.sources.git import Git, fetch, open_repo
 from exporter.store import Store, Tx
 
@@ -66,6 +67,7 @@ class Repos:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self._open: dict[str, tuple[Git, bool]] = {}
+        self._graphs: dict[int, CommitGraph] = {}
         self._lock = threading.Lock()
 
     def get(self, repo: str, key: str, refresh: bool) -> Git:
@@ -78,11 +80,20 @@ class Repos:
                 fetch(entry[0])
             return entry[0]
 
+    def lister(self, git: Git) -> ChangeLister:
+        """The change lister of an open repository: its in-memory commit graph, kept across polls."""
+        with self._lock:
+            graph = self._graphs.get(id(git))
+            if graph is None or graph.git is not git:
+                graph = self._graphs[id(git)] = CommitGraph(git)
+            return graph
+
     def close(self) -> None:
         with self._lock:
             for git, _ in self._open.values():
                 git.close()
             self._open.clear()
+            self._graphs.clear()
 
 
 def _service_key(repo: str) -> str:
@@ -252,16 +263,11 @@ class GitOpsIngester:
         )
         if not inserted or prev is None:
             return inserted
-        if commit is not None and source_git is not None and svc is not None and base is not None and base.commit:
-            tx.add_changes(
-                dep_id, value.service, value.environment, source_git.changes(commit, [base.commit], svc.paths)
-            )
+        lister = self.repos.lister(source_git) if source_git is not None else None
+        if commit is not None and lister is not None and svc is not None and base is not None and base.commit:
+            tx.add_changes(dep_id, value.service, value.environment, lister.changes(commit, [base.commit], svc.paths))
         is_ancestor = bool(
-            commit
-            and prev.commit
-            and commit != prev.commit
-            and source_git
-            and source_git.is_ancestor(commit, prev.commit)
+            commit and prev.commit and commit != prev.commit and lister and lister.is_ancestor(commit, prev.commit)
         )
         kind = rollback_kind(
             Transition(prev.version, prev.deployed_at, value.value, value.committed_at, value.message, is_ancestor),

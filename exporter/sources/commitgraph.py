@@ -1,0 +1,213 @@
+"""An in-memory commit graph of a source repository: a deployment's changes without a git process.
+
+Listing a deployment's changes with ``git log head ^prev -- paths`` and checking a rollback with
+``git merge-base --is-ancestor`` cost two processes per deployment, which dominates a long first
+ingest. This module answers both in Python from:
+
+- the graph: every commit's parents, author and commit times and subject, plus a generation number
+  (1 + the largest generation of its parents), loaded with one streaming ``git log`` over every ref
+  and extended with one more ``git log ... --not <known tips>`` when a commit it has not seen is
+  asked for (a poll that fetched new source commits);
+- per path filter, the set of non-merge commits that touch those paths, listed by git itself
+  (``git log --no-merges --full-history --format=%H -- paths``) so pathspec semantics stay git's,
+  and extended the same way.
+
+With ``--full-history`` a non-merge commit is listed exactly when it differs from its parent
+inside the paths, a property of the commit alone, so "touches" can be computed once per commit and
+path filter. ``changes`` is then a generation-ordered paint walk from ``head`` and the excludes:
+a commit is popped only after all its children (higher generations), so by then it knows whether
+an excluded commit reaches it. Anything the graph cannot answer (a commit git does not know, a
+shallow history) falls back to the git commands, so the answers are git's answers.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+import structlog
+
+from exporter.model import Change, utc
+from exporter.sources.git import Git
+
+log = structlog.get_logger(__name__)
+
+_HEAD = 1
+_EXCL = 2
+
+
+class ChangeLister(Protocol):
+    """What ingesting needs from a source repository (git here; a hosted API may implement it too)."""
+
+    def changes(self, head: str, exclude: Sequence[str], paths: Sequence[str]) -> list[Change]:
+        """Non-merge commits reachable from ``head`` and not from ``exclude`` touching ``paths``."""
+        ...
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...
+
+
+class _Touching:
+    """The commits of the graph that touch one path filter, covering the graph's first ``loads``."""
+
+    __slots__ = ("loads", "shas")
+
+    def __init__(self) -> None:
+        self.shas: set[int] = set()
+        self.loads = 0
+
+
+class CommitGraph:
+    """The commit graph of one repository, loaded once and extended incrementally. Thread-safe."""
+
+    def __init__(self, git: Git) -> None:
+        self.git = git
+        self._index: dict[str, int] = {}
+        self._shas: list[str] = []
+        self._parents: list[tuple[int, ...]] = []
+        self._gen: list[int] = []
+        self._author: list[int] = []
+        self._commit: list[int] = []
+        self._subject: list[str] = []
+        # every load as (revs, excluded revs): a path filter replays the loads it has not covered
+        self._loads: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        self._touching: dict[tuple[str, ...], _Touching] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._shas)
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def _ensure(self, revs: Iterable[str]) -> bool:
+        """Load what is reachable from ``revs`` (and every ref) that the graph lacks. False if a rev
+        is still unknown afterwards (git does not have it)."""
+        missing = [r for r in revs if r not in self._index]
+        if not missing:
+            return True
+        refs = self._ref_tips()
+        known = tuple(sorted({r for r in refs if r in self._index}))
+        wanted = tuple(sorted({r for r in refs if r not in self._index} | set(missing)))
+        if any(not self._valid(r) for r in wanted):
+            return False
+        self._load(wanted, known)
+        return all(r in self._index for r in missing)
+
+    def _valid(self, rev: str) -> bool:
+        return self.git.resolve(rev) == rev
+
+    def _ref_tips(self) -> set[str]:
+        out = self.git.run("for-each-ref", "--format=%(objectname) %(objecttype)")
+        return {sha for sha, kind in (line.split() for line in out.splitlines() if line) if kind == "commit"}
+
+    def _load(self, revs: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+        """One streaming ``git log``, children before parents; generations assigned oldest first."""
+        args = ["log", "--topo-order", "--format=%H%x1f%P%x1f%at%x1f%ct%x1f%s", *revs]
+        if exclude:
+            args += ["--not", *exclude]
+        rows: list[tuple[str, list[str], int, int, str]] = []
+        for line in self.git.stream(*args):
+            sha, parents, at, ct, subject = line.split("\x1f", 4)
+            if sha not in self._index:
+                rows.append((sha, parents.split(), int(at), int(ct), subject))
+        index, gen = self._index, self._gen
+        for c_sha, c_parents, c_at, c_ct, c_subject in reversed(rows):
+            index[c_sha] = len(self._shas)
+            self._shas.append(c_sha)
+            # a parent outside the graph (a shallow clone's boundary) is left out: a root here
+            ps = tuple(index[p] for p in c_parents if p in index)
+            self._parents.append(ps)
+            gen.append(1 + max((gen[p] for p in ps), default=0))
+            self._author.append(c_at)
+            self._commit.append(c_ct)
+            self._subject.append(c_subject)
+        self._loads.append((revs, exclude))
+        log.debug("commitgraph.loaded", repo=str(self.git.path), commits=len(rows), total=len(self._shas))
+
+    def _touching_of(self, paths: Sequence[str]) -> set[int] | None:
+        """The touching set of a path filter, brought up to date; ``None`` means every non-merge commit."""
+        if not paths:
+            return None
+        key = tuple(paths)
+        t = self._touching.get(key)
+        if t is None:
+            t = self._touching[key] = _Touching()
+        while t.loads < len(self._loads):
+            revs, exclude = self._loads[t.loads]
+            args = ["log", "--no-merges", "--full-history", "--format=%H", *revs]
+            if exclude:
+                args += ["--not", *exclude]
+            args += ["--", *key]
+            index = self._index
+            t.shas.update(index[sha] for sha in self.git.stream(*args) if sha in index)
+            t.loads += 1
+        return t.shas
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def changes(self, head: str, exclude: Sequence[str], paths: Sequence[str]) -> list[Change]:
+        """Non-merge commits reachable from ``head`` and not from ``exclude`` touching ``paths``,
+        oldest first (by commit time, then author time, then SHA)."""
+        with self._lock:
+            if not self._ensure([head, *exclude]):
+                return self.git.changes(head, exclude, paths)
+            touching = self._touching_of(paths)
+            index, parents, gen = self._index, self._parents, self._gen
+            flags: dict[int, int] = {}
+            heap: list[tuple[int, int]] = []
+            live = 0  # queued commits not (yet) known to be excluded
+
+            def push(i: int, flag: int) -> None:
+                nonlocal live
+                old = flags.get(i)
+                if old is None:
+                    flags[i] = flag
+                    heapq.heappush(heap, (-gen[i], i))
+                    if not flag & _EXCL:
+                        live += 1
+                elif flag & ~old:
+                    new = old | flag
+                    flags[i] = new
+                    if new & _EXCL and not old & _EXCL:
+                        live -= 1  # still queued (flags only grow before a commit is popped)
+
+            for e in exclude:
+                push(index[e], _EXCL)
+            push(index[head], _HEAD)
+            found: list[int] = []
+            while heap and live:
+                _, i = heapq.heappop(heap)
+                f = flags[i]
+                if not f & _EXCL:
+                    live -= 1
+                    ps = parents[i]
+                    if len(ps) <= 1 and (touching is None or i in touching):
+                        found.append(i)
+                for p in parents[i]:
+                    push(p, f)
+            return self._as_changes(found)
+
+    def _as_changes(self, found: list[int]) -> list[Change]:
+        found.sort(key=lambda i: (self._commit[i], self._author[i], self._shas[i]))
+        return [Change(self._shas[i], utc(self._author[i]), utc(self._commit[i]), self._subject[i]) for i in found]
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """``git merge-base --is-ancestor``: a commit is its own ancestor."""
+        with self._lock:
+            if not self._ensure([ancestor, descendant]):
+                return self.git.is_ancestor(ancestor, descendant)
+            a, d = self._index[ancestor], self._index[descendant]
+            gen, parents = self._gen, self._parents
+            floor = gen[a]
+            seen = {d}
+            stack = [d]
+            while stack:
+                i = stack.pop()
+                if i == a:
+                    return True
+                for p in parents[i]:
+                    if p not in seen and gen[p] >= floor:
+                        seen.add(p)
+                        stack.append(p)
+            return False

@@ -86,6 +86,8 @@ class Repos:
             graph = self._graphs.get(id(git))
             if graph is None or graph.git is not git:
                 graph = self._graphs[id(git)] = CommitGraph(git)
+                names = {repo for repo, (g, _) in self._open.items() if g is git}
+                graph.prepare(s.paths for s in self.cfg.services if s.repo in names)  # one git pass for all
             return graph
 
     def close(self) -> None:

@@ -18,13 +18,19 @@ from exporter.sources.commitgraph import CommitGraph
 from exporter.sources.git import Git
 
 T0 = 1_700_000_000
-DIRS = ("svc/a", "svc/b", "lib", "docs")
+DIRS = ("svc/a", "svc/ab", "svc/b", "lib", "docs", 'odd"dir\tname', "ünï")
 FILTERS: tuple[tuple[str, ...], ...] = (
     (),
-    ("svc/a",),
+    ("svc/a",),  # must not match svc/ab
+    ("svc/a/",),
     ("svc/b", "lib"),
     ("docs/",),
-    (":(glob)svc/*/f0.txt",),
+    ("svc/a/f1.txt",),  # a single file
+    ("svc/a/f1.txt/",),  # "directory only": a file of that name does not match
+    ('odd"dir\tname',),  # git quotes this name in its output
+    ("ünï/",),
+    (":(glob)svc/*/f0.txt",),  # not a plain prefix: git interprets it
+    ("svc/?b",),
     ("nothing/here",),
 )
 
@@ -78,6 +84,21 @@ def test_changes_and_ancestry_match_git(tmp_path: Path, seed: int) -> None:
             assert {c.sha: c for c in mine} == {c.sha: c for c in theirs}  # times and subjects too
         for a, d in _pairs(rng, shas, 80) + [(s, s) for s in shas[:5]]:
             assert graph.is_ancestor(a, d) == git.is_ancestor(a, d), (a, d)
+
+
+@pytest.mark.parametrize("prepared", [False, True])
+def test_filters_prepared_together_give_the_same_answers(tmp_path: Path, prepared: bool) -> None:
+    shas = _random_repo(tmp_path / "repo", 9, 90)
+    rng = random.Random(9)
+    with Git(tmp_path / "repo") as git:
+        graph = CommitGraph(git)
+        if prepared:
+            graph.prepare(FILTERS)
+        for head, base in _pairs(rng, shas, 30):
+            for paths in FILTERS:
+                assert sorted(c.sha for c in graph.changes(head, [base], paths)) == sorted(
+                    c.sha for c in git.changes(head, [base], paths)
+                ), (head, base, paths)
 
 
 def test_several_excludes_and_a_full_walk(tmp_path: Path) -> None:

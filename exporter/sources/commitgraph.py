@@ -23,6 +23,7 @@ shallow history) falls back to the git commands, so the answers are git's answer
 from __future__ import annotations
 
 import heapq
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Protocol
@@ -125,6 +126,14 @@ class CommitGraph:
         self._loads.append((revs, exclude))
         log.debug("commitgraph.loaded", repo=str(self.git.path), commits=len(rows), total=len(self._shas))
 
+    def prepare(self, filters: Iterable[Sequence[str]]) -> None:
+        """Register the path filters that will be asked for, so that one pass of git lists the
+        touching commits of all of them instead of one pass per filter."""
+        with self._lock:
+            for paths in filters:
+                if paths:
+                    self._touching.setdefault(tuple(paths), _Touching())
+
     def _touching_of(self, paths: Sequence[str]) -> set[int] | None:
         """The touching set of a path filter, brought up to date; ``None`` means every non-merge commit."""
         if not paths:
@@ -133,16 +142,38 @@ class CommitGraph:
         t = self._touching.get(key)
         if t is None:
             t = self._touching[key] = _Touching()
-        while t.loads < len(self._loads):
-            revs, exclude = self._loads[t.loads]
-            args = ["log", "--no-merges", "--full-history", "--format=%H", *revs]
-            if exclude:
-                args += ["--not", *exclude]
-            args += ["--", *key]
-            index = self._index
-            t.shas.update(index[sha] for sha in self.git.stream(*args) if sha in index)
-            t.loads += 1
+        if t.loads < len(self._loads):
+            self._catch_up()
         return t.shas
+
+    def _catch_up(self) -> None:
+        """Bring every registered filter up to date with every load. Filters of plain path prefixes
+        share one ``git log --name-only`` per load, matched here; any other pathspec (globs, magic)
+        gets its own ``git log -- paths`` so that git alone interprets it."""
+        index = self._index
+        for n, (revs, exclude) in enumerate(self._loads):
+            behind = [(k, t) for k, t in self._touching.items() if t.loads <= n]
+            if not behind:
+                continue
+            not_args = ["--not", *exclude] if exclude else []
+            simple = [(k, t) for k, t in behind if all(_simple(p) for p in k)]
+            if simple:
+                prefixes: dict[str, list[tuple[set[int], bool]]] = {}
+                for k, t in simple:
+                    for p in k:
+                        prefixes.setdefault(p.rstrip("/"), []).append((t.shas, p.endswith("/")))
+                args = ["log", "--no-merges", "--no-renames", "--root", "--name-only", "--format=%x1e%H", *revs]
+                current = -1
+                for line in self.git.stream(*args, *not_args, "--", *sorted(prefixes)):
+                    if line.startswith("\x1e"):
+                        current = index.get(line[1:], -1)
+                    elif line and current >= 0:
+                        _match(_unquote(line), prefixes, current)
+            for k, t in behind:
+                if not all(_simple(p) for p in k):
+                    args = ["log", "--no-merges", "--full-history", "--format=%H", *revs, *not_args, "--", *k]
+                    t.shas.update(index[sha] for sha in self.git.stream(*args) if sha in index)
+                t.loads = n + 1
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -211,3 +242,41 @@ class CommitGraph:
                         seen.add(p)
                         stack.append(p)
             return False
+
+
+_SIMPLE = re.compile(r"[^*?\[\]\\:]+")
+
+
+def _simple(spec: str) -> bool:
+    """A pathspec that is a plain path prefix: no magic, no wildcard, no relative components."""
+    if not _SIMPLE.fullmatch(spec) or spec.startswith("/"):
+        return False
+    parts = spec.rstrip("/").split("/")
+    return all(part not in ("", ".", "..") for part in parts)
+
+
+def _match(path: str, prefixes: dict[str, list[tuple[set[int], bool]]], commit: int) -> None:
+    """Add ``commit`` to every filter with a prefix of ``path``: a directory prefix, or the whole
+    path unless the spec ends in ``/`` (git's "directory only")."""
+    end = path.find("/")
+    while True:
+        whole = end < 0
+        hits = prefixes.get(path if whole else path[:end])
+        if hits:
+            for shas, dir_only in hits:
+                if not (whole and dir_only):
+                    shas.add(commit)
+        if whole:
+            return
+        end = path.find("/", end + 1)
+
+
+_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", '"': '"', "\\": "\\"}
+_QUOTED = re.compile(r'\\([abfnrtv"\\]|[0-7]{3})')
+
+
+def _unquote(path: str) -> str:
+    """Undo git's C-style quoting of file names with control characters, quotes or backslashes."""
+    if not (len(path) >= 2 and path.startswith('"') and path.endswith('"')):
+        return path
+    return _QUOTED.sub(lambda m: _ESCAPES.get(m[1]) or chr(int(m[1], 8)), path[1:-1])

@@ -45,6 +45,7 @@ class Git:
         self._batch_lock = threading.Lock()
         self._check: subprocess.Popen[bytes] | None = None
         self._check_lock = threading.Lock()
+        self._commits: set[str] = set()  # full SHAs known to name commits: an object id never changes
 
     def __enter__(self) -> Git:
         return self
@@ -111,6 +112,8 @@ class Git:
         """
         if not rev or any(c.isspace() for c in rev) or rev.startswith("-"):
             return None
+        if rev in self._commits:
+            return rev
         with self._check_lock:
             proc = self._check
             if proc is None or proc.poll() is not None:
@@ -125,6 +128,8 @@ class Git:
                 proc.kill()
                 raise SourceError("git", "git_command", f"cat-file --batch-check failed: {exc}") from exc
         if len(fields) == 3 and fields[1] == "commit" and _SHA.fullmatch(fields[0]):
+            if fields[0] == rev and len(self._commits) < 1 << 16:
+                self._commits.add(rev)
             return fields[0]
         return None
 

@@ -84,14 +84,18 @@ class Daemon:
         with self._compute_lock:
             with self._live_lock:
                 live = dict(self._live)
+            now = now or datetime.now(UTC)
+            longest = max(w.seconds for w in self.cfg.windows)
             snap = snapshot.build(
-                self.store.histories(self.cfg.change_start),
+                # the windows' history as objects; all-time numbers aggregated by the store
+                self.store.histories(self.cfg.change_start, since=now.timestamp() - longest),
                 self.known_pairs(),
-                now or datetime.now(UTC),
+                now,
                 [(w.label, w.seconds) for w in self.cfg.windows],
                 self.cfg.thresholds,
                 self.store.unmatched_counts(),
                 live,
+                self.store.totals(self.cfg.change_start),
             )
             self.holder.set(snap)
             return snap

@@ -126,3 +126,12 @@ class PairHistory:
     failed_deployment_ids: set[int] = field(default_factory=set)
     failures: list[Failure] = field(default_factory=list)
     leads: list[ChangeLead] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PairTotals:
+    """One pair's all-time aggregates, read without loading its whole history as objects."""
+
+    deployments: int = 0
+    last_deployed_at: datetime | None = None
+    lead_seconds: list[float] = field(default_factory=list)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from exporter.dora import Level, Metric, Thresholds, WindowStats, window_stats
-from exporter.model import FailureReason, PairHistory, PairKey
+from exporter.model import FailureReason, PairHistory, PairKey, PairTotals
 
 H = 3600.0
 D = 86400.0
@@ -107,17 +107,29 @@ def build(
     thresholds: Thresholds,
     unmatched: Mapping[tuple[str, str], int] | None = None,
     live: Mapping[PairKey, LiveState] | None = None,
+    totals: Mapping[PairKey, PairTotals] | None = None,
 ) -> Snapshot:
     """Everything ``/metrics`` serves, for every pair seen or configured.
 
     ``live`` fills ``sync_failing``/``degraded``; a pair missing from it is healthy, and a live
     state of a pair neither seen nor configured is not served (labels stay bounded).
+    With ``totals`` (``Store.totals``), the all-time numbers (deployment and change counters, the
+    lead time histogram, the latest deployment) come from it, and ``histories`` need only hold
+    the longest window (``Store.histories(since=...)``); every failure must still be in it.
     """
     live = live or {}
-    keys = sorted(set(histories) | set(known_pairs), key=lambda k: (k.service, k.environment))
+    keys = sorted(set(histories) | set(known_pairs) | set(totals or ()), key=lambda k: (k.service, k.environment))
     pairs = []
     for key in keys:
         h = histories.get(key) or PairHistory(key)
+        if totals is None:
+            t = PairTotals(
+                len(h.deployments),
+                max((d.deployed_at for d in h.deployments), default=None),
+                [c.lead_seconds for c in h.leads],
+            )
+        else:
+            t = totals.get(key) or PairTotals()
         stats = {label: window_stats(h, now - timedelta(seconds=secs), now) for label, secs in windows}
         by_reason = dict.fromkeys(FailureReason, 0)
         failed_ids: dict[FailureReason, set[int]] = {r: set() for r in FailureReason}
@@ -132,14 +144,14 @@ def build(
         pairs.append(
             PairSnapshot(
                 key=key,
-                deployments_total=len(h.deployments),
-                changes_total=len(h.leads),
+                deployments_total=t.deployments,
+                changes_total=len(t.lead_seconds),
                 failures_by_reason=by_reason,
-                lead_time=Histogram.of(LEAD_TIME_BUCKETS, (c.lead_seconds for c in h.leads)),
+                lead_time=Histogram.of(LEAD_TIME_BUCKETS, t.lead_seconds),
                 time_to_restore=Histogram.of(RESTORE_BUCKETS, restores),
                 windows=stats,
                 levels={label: s.levels(thresholds) for label, s in stats.items()},
-                last_deployment_ts=max((d.deployed_at.timestamp() for d in h.deployments), default=None),
+                last_deployment_ts=t.last_deployed_at.timestamp() if t.last_deployed_at is not None else None,
                 failure_open=any(f.restored_at is None for f in h.failures),
                 sync_failing=state.sync_failing,
                 degraded=state.degraded,

@@ -25,6 +25,7 @@ from exporter.model import (
     FailureReason,
     PairHistory,
     PairKey,
+    PairTotals,
     Skip,
     utc,
 )
@@ -136,8 +137,13 @@ class _Reads:
         rows = self.conn.execute("SELECT source, reason, COUNT(*) FROM unmatched GROUP BY source, reason")
         return {(s, r): n for s, r, n in rows}
 
-    def histories(self, change_start: str) -> dict[PairKey, PairHistory]:
-        """Every pair's deployments, failures and change lead times, in one pass per table."""
+    def histories(self, change_start: str, since: float | None = None) -> dict[PairKey, PairHistory]:
+        """Every pair's deployments, failures and change lead times, in one pass per table.
+
+        With ``since`` (a timestamp), only deployments after it and the changes they carried are
+        loaded (every failure still is): enough for any window that starts at ``since`` or later,
+        without holding years of history as objects. ``totals`` gives the all-time numbers.
+        """
         out: dict[PairKey, PairHistory] = {}
 
         def pair(service: str, environment: str) -> PairHistory:
@@ -148,7 +154,11 @@ class _Reads:
             return h
 
         when: dict[int, float] = {}
-        for row in self.conn.execute(f"SELECT {_DEPLOYMENT_COLS} FROM deployments ORDER BY deployed_at, id"):  # noqa: S608
+        where, args = ("WHERE deployed_at > ?", (since - 1,)) if since is not None else ("", ())
+        for row in self.conn.execute(
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments {where} ORDER BY deployed_at, id",  # noqa: S608
+            args,
+        ):
             d = _deployment(row)
             when[d.id] = row[4]
             pair(d.service, d.environment).deployments.append(d)
@@ -168,6 +178,29 @@ class _Reads:
             pair(service, env).leads.append(
                 ChangeLead(service, env, sha, dep_id, utc(deployed), max(0.0, deployed - start))
             )
+        return out
+
+    def totals(self, change_start: str) -> dict[PairKey, PairTotals]:
+        """Every pair's all-time deployment count, latest deployment and lead times, aggregated
+        in SQL or streamed as plain floats: no model object per deployment or change."""
+        out: dict[PairKey, PairTotals] = {}
+        for service, env, n, last in self.conn.execute(
+            "SELECT service, environment, COUNT(*), MAX(deployed_at) FROM deployments GROUP BY service, environment"
+        ):
+            out[PairKey(service, env)] = PairTotals(n, utc(last))
+        start_col = "author_time" if change_start == "author_time" else "commit_time"
+        current: PairTotals | None = None
+        pair: tuple[str, str] | None = None
+        # the changes table's own order (its primary key), as ``histories`` reads it
+        for service, env, start, deployed in self.conn.execute(
+            f"SELECT c.service, c.environment, c.{start_col}, d.deployed_at FROM changes c "  # noqa: S608
+            "JOIN deployments d ON d.id = c.deployment_id ORDER BY c.service, c.environment, c.sha"
+        ):
+            if (service, env) != pair:
+                pair = (service, env)
+                current = out.setdefault(PairKey(service, env), PairTotals())
+            assert current is not None
+            current.lead_seconds.append(max(0.0, deployed - start))
         return out
 
 

@@ -23,7 +23,7 @@ from exporter.explaining import explain
 from exporter.health import Health
 from exporter.http import HttpApp
 from exporter.ingesting import GitOpsIngester, IngestResult, Repos
-from exporter.metrics import DoraCollector, SnapshotHolder
+from exporter.metrics import DoraCollector, Exposition, SnapshotHolder
 from exporter.model import PairKey
 from exporter.store import Store
 
@@ -64,7 +64,9 @@ class Daemon:
         self.health.store_open = True
         self.holder = SnapshotHolder(snapshot.Snapshot(datetime.now(UTC)))
         self.registry = CollectorRegistry()
-        self.registry.register(DoraCollector(self.holder, self.health))
+        self.collector = DoraCollector(self.holder, self.health)
+        self.registry.register(self.collector)
+        self.exposition = Exposition(self.registry, self.collector)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self.ingesters = [GitOpsIngester(cfg, g, self.store, self.repos) for g in cfg.gitops]
@@ -173,6 +175,7 @@ class Daemon:
             self.explain,
             self.cfg.production_environment,
             self.cfg.windows[min(2, len(self.cfg.windows) - 1)].label,
+            self.exposition,
         )
         host, port = self.http.serve(*self.cfg.listen)
         log.info("daemon.started", version=__version__, listen=f"{host}:{port}", repos=len(self.ingesters))

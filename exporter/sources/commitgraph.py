@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 import re
 import threading
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
@@ -74,6 +75,7 @@ class CommitGraph:
         # every load as (revs, excluded revs): a path filter replays the loads it has not covered
         self._loads: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
         self._touching: dict[tuple[str, ...], _Touching] = {}
+        self._tips: deque[str] = deque(maxlen=64)  # the latest loads' tips
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -88,7 +90,9 @@ class CommitGraph:
         if not missing:
             return True
         refs = self._ref_tips()
-        known = tuple(sorted({r for r in refs if r in self._index}))
+        # commits already in the graph bound the walk: the refs that did not move, and the tips of
+        # earlier loads (a moved branch's old tip); the graph holds all their ancestors
+        known = tuple(sorted({r for r in refs if r in self._index} | set(self._tips)))
         wanted = tuple(sorted({r for r in refs if r not in self._index} | set(missing)))
         if any(not self._valid(r) for r in wanted):
             return False
@@ -124,6 +128,7 @@ class CommitGraph:
             self._commit.append(c_ct)
             self._subject.append(c_subject)
         self._loads.append((revs, exclude))
+        self._tips.extend(r for r in revs if r in index)
         log.debug("commitgraph.loaded", repo=str(self.git.path), commits=len(rows), total=len(self._shas))
 
     def prepare(self, filters: Iterable[Sequence[str]]) -> None:

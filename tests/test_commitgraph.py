@@ -173,3 +173,23 @@ def test_shallow_clone_boundary_is_a_root(tmp_path: Path) -> None:
         graph = CommitGraph(git)
         assert sorted(c.sha for c in graph.changes(head, [], ())) == sorted(c.sha for c in git.changes(head, [], ()))
         assert len(shas) > len(graph)
+
+
+def test_linear_ranges_in_both_directions(tmp_path: Path) -> None:
+    """A linear history is one chain: ranges are slices, ancestry a comparison; both must be git's."""
+    rng = random.Random(5)
+    shas = []
+    with FastImport(tmp_path / "repo") as fi:
+        for n in range(40):
+            files: dict[str, str | None] = {f"{rng.choice(DIRS)}/f.txt": f"{n}\n"} if n % 5 else {}
+            shas.append(fi.sha(fi.commit(f"c{n}", T0 + n, files)))
+    with Git(tmp_path / "repo") as git:
+        graph = CommitGraph(git)
+        graph.prepare(FILTERS)
+        for head in shas[::3]:
+            for base in shas[::4]:
+                for paths in FILTERS[:6]:
+                    assert sorted(c.sha for c in graph.changes(head, [base], paths)) == sorted(
+                        c.sha for c in git.changes(head, [base], paths)
+                    ), (head, base, paths)
+                assert graph.is_ancestor(base, head) == git.is_ancestor(base, head)

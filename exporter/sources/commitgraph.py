@@ -22,9 +22,11 @@ shallow history) falls back to the git commands, so the answers are git's answer
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import re
 import threading
+from array import array
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Protocol
@@ -53,11 +55,18 @@ class ChangeLister(Protocol):
 class _Touching:
     """The commits of the graph that touch one path filter, covering the graph's first ``loads``."""
 
-    __slots__ = ("loads", "shas")
+    __slots__ = ("by_chain", "loads", "shas")
 
     def __init__(self) -> None:
         self.shas: set[int] = set()
+        self.by_chain: dict[int, list[int]] = {}  # chain -> positions of touching commits, ascending
         self.loads = 0
+
+    def add(self, fresh: set[int], chain: array[int], pos: array[int]) -> None:
+        """Add one load's touching commits (indices grow along a chain, so positions stay sorted)."""
+        self.shas |= fresh
+        for i in sorted(fresh):
+            self.by_chain.setdefault(chain[i], []).append(pos[i])
 
 
 class CommitGraph:
@@ -69,6 +78,12 @@ class CommitGraph:
         self._shas: list[str] = []
         self._parents: list[tuple[int, ...]] = []
         self._gen: list[int] = []
+        # chains: runs of single-parent links; a commit continues its parent's chain when it is the
+        # first child to do so. Between two commits of one chain the history is linear, so a
+        # range there is a slice, and its touching commits a bisect in a sorted list.
+        self._chain = array("l")
+        self._pos = array("l")
+        self._members: list[list[int]] = []
         self._author: list[int] = []
         self._commit: list[int] = []
         self._subject: list[str] = []
@@ -123,6 +138,15 @@ class CommitGraph:
             # a parent outside the graph (a shallow clone's boundary) is left out: a root here
             ps = tuple(index[p] for p in c_parents if p in index)
             self._parents.append(ps)
+            if len(c_parents) == 1 and ps and self._members[self._chain[ps[0]]][-1] == ps[0]:
+                chain = self._chain[ps[0]]
+                self._chain.append(chain)
+                self._pos.append(self._pos[ps[0]] + 1)
+                self._members[chain].append(index[c_sha])
+            else:  # a root, a merge, a shallow boundary or a second child: a new chain
+                self._chain.append(len(self._members))
+                self._pos.append(0)
+                self._members.append([index[c_sha]])
             gen.append(1 + max((gen[p] for p in ps), default=0))
             self._author.append(c_at)
             self._commit.append(c_ct)
@@ -161,12 +185,13 @@ class CommitGraph:
             if not behind:
                 continue
             not_args = ["--not", *exclude] if exclude else []
+            fresh: dict[tuple[str, ...], set[int]] = {k: set() for k, _ in behind}
             simple = [(k, t) for k, t in behind if all(_simple(p) for p in k)]
             if simple:
                 prefixes: dict[str, list[tuple[set[int], bool]]] = {}
-                for k, t in simple:
+                for k, _ in simple:
                     for p in k:
-                        prefixes.setdefault(p.rstrip("/"), []).append((t.shas, p.endswith("/")))
+                        prefixes.setdefault(p.rstrip("/"), []).append((fresh[k], p.endswith("/")))
                 args = ["log", "--no-merges", "--no-renames", "--root", "--name-only", "--format=%x1e%H", *revs]
                 current = -1
                 for line in self.git.stream(*args, *not_args, "--", *sorted(prefixes)):
@@ -177,7 +202,8 @@ class CommitGraph:
             for k, t in behind:
                 if not all(_simple(p) for p in k):
                     args = ["log", "--no-merges", "--full-history", "--format=%H", *revs, *not_args, "--", *k]
-                    t.shas.update(index[sha] for sha in self.git.stream(*args) if sha in index)
+                    fresh[k].update(index[sha] for sha in self.git.stream(*args) if sha in index)
+                t.add(fresh[k], self._chain, self._pos)
                 t.loads = n + 1
 
     # -- queries -------------------------------------------------------------------------------
@@ -189,6 +215,10 @@ class CommitGraph:
             if not self._ensure([head, *exclude]):
                 return self.git.changes(head, exclude, paths)
             touching = self._touching_of(paths)
+            if len(exclude) == 1:
+                h, b = self._index[head], self._index[exclude[0]]
+                if self._chain[h] == self._chain[b]:
+                    return self._as_changes(self._chain_range(self._chain[h], self._pos[b], self._pos[h], paths))
             index, parents, gen = self._index, self._parents, self._gen
             flags: dict[int, int] = {}
             heap: list[tuple[int, int]] = []
@@ -224,6 +254,18 @@ class CommitGraph:
                     push(p, f)
             return self._as_changes(found)
 
+    def _chain_range(self, chain: int, low: int, high: int, paths: Sequence[str]) -> list[int]:
+        """The touching commits at positions ``(low, high]`` of one chain: single-parent commits
+        that descend from the one at ``low``, so none of them is reachable from it."""
+        if high <= low:
+            return []  # head is the excluded commit or one of its ancestors
+        members = self._members[chain]
+        if not paths:
+            return members[low + 1 : high + 1]
+        positions = self._touching[tuple(paths)].by_chain.get(chain, [])
+        lo, hi = bisect.bisect_right(positions, low), bisect.bisect_right(positions, high)
+        return [members[p] for p in positions[lo:hi]]
+
     def _as_changes(self, found: list[int]) -> list[Change]:
         found.sort(key=lambda i: (self._commit[i], self._author[i], self._shas[i]))
         return [Change(self._shas[i], utc(self._author[i]), utc(self._commit[i]), self._subject[i]) for i in found]
@@ -234,6 +276,8 @@ class CommitGraph:
             if not self._ensure([ancestor, descendant]):
                 return self.git.is_ancestor(ancestor, descendant)
             a, d = self._index[ancestor], self._index[descendant]
+            if self._chain[a] == self._chain[d]:
+                return self._pos[a] <= self._pos[d]
             gen, parents = self._gen, self._parents
             floor = gen[a]
             seen = {d}

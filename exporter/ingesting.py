@@ -82,6 +82,9 @@ class Repos:
 
     def lister(self, git: Git) -> ChangeLister:
         """The change lister of an open repository: its in-memory commit graph, kept across polls."""
+        return self.graph(git)
+
+    def graph(self, git: Git) -> CommitGraph:
         with self._lock:
             graph = self._graphs.get(id(git))
             if graph is None or graph.git is not git:
@@ -240,7 +243,7 @@ class GitOpsIngester:
                 gitops_git if svc.repo == self.repo.repo else self.repos.get(svc.repo, _service_key(svc.repo), False)
             )
             candidate = tag_commit_candidate(value.value, svc.tag_pattern)
-            commit = source_git.resolve(candidate) if candidate else None
+            commit = self.repos.graph(source_git).resolve(candidate) if candidate else None
             if commit is None and tx.record_skip(
                 Skip("gitops", "unresolved_tag", key, f"{value.service} {value.environment} tag {value.value}")
             ):

@@ -194,7 +194,10 @@ class CommitGraph:
                         prefixes.setdefault(p.rstrip("/"), []).append((fresh[k], p.endswith("/")))
                 args = ["log", "--no-merges", "--no-renames", "--root", "--name-only", "--format=%x1e%H", *revs]
                 current = -1
-                for line in self.git.stream(*args, *not_args, "--", *sorted(prefixes)):
+                # git matches one pathspec per top-level directory much faster than one per
+                # filter (0.6 s instead of 3 s for 80 filters over 25k commits); Python matches the rest
+                tops = sorted({p.split("/", 1)[0] for p in prefixes})
+                for line in self.git.stream(*args, *not_args, "--", *tops):
                     if line.startswith("\x1e"):
                         current = index.get(line[1:], -1)
                     elif line and current >= 0:
@@ -207,6 +210,10 @@ class CommitGraph:
                 t.loads = n + 1
 
     # -- queries -------------------------------------------------------------------------------
+
+    def resolve(self, rev: str) -> str | None:
+        """``Git.resolve``, answered without a round trip for a full SHA the graph holds."""
+        return rev if rev in self._index else self.git.resolve(rev)
 
     def changes(self, head: str, exclude: Sequence[str], paths: Sequence[str]) -> list[Change]:
         """Non-merge commits reachable from ``head`` and not from ``exclude`` touching ``paths``,

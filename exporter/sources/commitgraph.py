@@ -76,16 +76,19 @@ class CommitGraph:
         self.git = git
         self._index: dict[str, int] = {}
         self._shas: list[str] = []
-        self._parents: list[tuple[int, ...]] = []
-        self._gen: list[int] = []
+        # flat arrays, not lists of ints: a few hundred thousand commits stay a few tens of MB
+        self._parent1 = array("l")  # the first parent, -1 for a root
+        self._more: dict[int, tuple[int, ...]] = {}  # every parent of a merge
+        self._merges: set[int] = set()
+        self._gen = array("q")
         # chains: runs of single-parent links; a commit continues its parent's chain when it is the
         # first child to do so. Between two commits of one chain the history is linear, so a
         # range there is a slice, and its touching commits a bisect in a sorted list.
         self._chain = array("l")
         self._pos = array("l")
-        self._members: list[list[int]] = []
-        self._author: list[int] = []
-        self._commit: list[int] = []
+        self._members: list[array[int]] = []
+        self._author = array("q")
+        self._commit = array("q")
         self._subject: list[str] = []
         # every load as (revs, excluded revs): a path filter replays the loads it has not covered
         self._loads: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
@@ -123,37 +126,43 @@ class CommitGraph:
 
     def _load(self, revs: tuple[str, ...], exclude: tuple[str, ...]) -> None:
         """One streaming ``git log``, children before parents; generations assigned oldest first."""
-        args = ["log", "--topo-order", "--format=%H%x1f%P%x1f%at%x1f%ct%x1f%s", *revs]
+        # --reverse with --topo-order: parents before children, so each line is added as it comes
+        args = ["log", "--topo-order", "--reverse", "--format=%H%x1f%P%x1f%at%x1f%ct%x1f%s", *revs]
         if exclude:
             args += ["--not", *exclude]
-        rows: list[tuple[str, list[str], int, int, str]] = []
+        index, gen, chain_of, pos_of, members = self._index, self._gen, self._chain, self._pos, self._members
+        added = 0
         for line in self.git.stream(*args):
             sha, parents, at, ct, subject = line.split("\x1f", 4)
-            if sha not in self._index:
-                rows.append((sha, parents.split(), int(at), int(ct), subject))
-        index, gen = self._index, self._gen
-        for c_sha, c_parents, c_at, c_ct, c_subject in reversed(rows):
-            index[c_sha] = len(self._shas)
-            self._shas.append(c_sha)
+            if sha in index:
+                continue
+            i = index[sha] = len(self._shas)
+            self._shas.append(sha)
+            named = parents.split()
             # a parent outside the graph (a shallow clone's boundary) is left out: a root here
-            ps = tuple(index[p] for p in c_parents if p in index)
-            self._parents.append(ps)
-            if len(c_parents) == 1 and ps and self._members[self._chain[ps[0]]][-1] == ps[0]:
-                chain = self._chain[ps[0]]
-                self._chain.append(chain)
-                self._pos.append(self._pos[ps[0]] + 1)
-                self._members[chain].append(index[c_sha])
+            ps = tuple(index[p] for p in named if p in index)
+            self._parent1.append(ps[0] if ps else -1)
+            if len(ps) > 1:
+                self._more[i] = ps
+            if len(named) > 1:
+                self._merges.add(i)  # a merge even if a parent is outside the graph
+            if len(named) == 1 and ps and members[chain_of[ps[0]]][-1] == ps[0]:
+                chain = chain_of[ps[0]]
+                chain_of.append(chain)
+                pos_of.append(pos_of[ps[0]] + 1)
+                members[chain].append(i)
             else:  # a root, a merge, a shallow boundary or a second child: a new chain
-                self._chain.append(len(self._members))
-                self._pos.append(0)
-                self._members.append([index[c_sha]])
+                chain_of.append(len(members))
+                pos_of.append(0)
+                members.append(array("l", [i]))
             gen.append(1 + max((gen[p] for p in ps), default=0))
-            self._author.append(c_at)
-            self._commit.append(c_ct)
-            self._subject.append(c_subject)
+            self._author.append(int(at))
+            self._commit.append(int(ct))
+            self._subject.append(subject)
+            added += 1
         self._loads.append((revs, exclude))
         self._tips.extend(r for r in revs if r in index)
-        log.debug("commitgraph.loaded", repo=str(self.git.path), commits=len(rows), total=len(self._shas))
+        log.debug("commitgraph.loaded", repo=str(self.git.path), commits=added, total=len(self._shas))
 
     def prepare(self, filters: Iterable[Sequence[str]]) -> None:
         """Register the path filters that will be asked for, so that one pass of git lists the
@@ -226,7 +235,7 @@ class CommitGraph:
                 h, b = self._index[head], self._index[exclude[0]]
                 if self._chain[h] == self._chain[b]:
                     return self._as_changes(self._chain_range(self._chain[h], self._pos[b], self._pos[h], paths))
-            index, parents, gen = self._index, self._parents, self._gen
+            index, parents, gen, merges = self._index, self._parents_of, self._gen, self._merges
             flags: dict[int, int] = {}
             heap: list[tuple[int, int]] = []
             live = 0  # queued commits not (yet) known to be excluded
@@ -254,12 +263,18 @@ class CommitGraph:
                 f = flags[i]
                 if not f & _EXCL:
                     live -= 1
-                    ps = parents[i]
-                    if len(ps) <= 1 and (touching is None or i in touching):
+                    if i not in merges and (touching is None or i in touching):
                         found.append(i)
-                for p in parents[i]:
+                for p in parents(i):
                     push(p, f)
             return self._as_changes(found)
+
+    def _parents_of(self, i: int) -> tuple[int, ...]:
+        more = self._more.get(i)
+        if more is not None:
+            return more
+        p = self._parent1[i]
+        return (p,) if p >= 0 else ()
 
     def _chain_range(self, chain: int, low: int, high: int, paths: Sequence[str]) -> list[int]:
         """The touching commits at positions ``(low, high]`` of one chain: single-parent commits
@@ -268,7 +283,7 @@ class CommitGraph:
             return []  # head is the excluded commit or one of its ancestors
         members = self._members[chain]
         if not paths:
-            return members[low + 1 : high + 1]
+            return list(members[low + 1 : high + 1])
         positions = self._touching[tuple(paths)].by_chain.get(chain, [])
         lo, hi = bisect.bisect_right(positions, low), bisect.bisect_right(positions, high)
         return [members[p] for p in positions[lo:hi]]
@@ -285,7 +300,7 @@ class CommitGraph:
             a, d = self._index[ancestor], self._index[descendant]
             if self._chain[a] == self._chain[d]:
                 return self._pos[a] <= self._pos[d]
-            gen, parents = self._gen, self._parents
+            gen, parents = self._gen, self._parents_of
             floor = gen[a]
             seen = {d}
             stack = [d]
@@ -293,7 +308,7 @@ class CommitGraph:
                 i = stack.pop()
                 if i == a:
                     return True
-                for p in parents[i]:
+                for p in parents(i):
                     if p not in seen and gen[p] >= floor:
                         seen.add(p)
                         stack.append(p)

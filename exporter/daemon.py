@@ -97,7 +97,7 @@ class Daemon:
                 self.cfg.thresholds,
                 self.store.unmatched_counts(),
                 live,
-                self.store.totals(self.cfg.change_start),
+                self.store.totals(self.cfg.change_start, snapshot.LEAD_TIME_BUCKETS),
             )
             self.holder.set(snap)
             return snap

@@ -134,4 +134,6 @@ class PairTotals:
 
     deployments: int = 0
     last_deployed_at: datetime | None = None
-    lead_seconds: list[float] = field(default_factory=list)
+    changes: int = 0
+    lead_seconds_sum: float = 0.0
+    lead_le: tuple[int, ...] = ()  # changes with a lead time <= each bound asked for (cumulative)

@@ -123,13 +123,16 @@ def build(
     for key in keys:
         h = histories.get(key) or PairHistory(key)
         if totals is None:
-            t = PairTotals(
-                len(h.deployments),
-                max((d.deployed_at for d in h.deployments), default=None),
-                [c.lead_seconds for c in h.leads],
-            )
+            lead_time = Histogram.of(LEAD_TIME_BUCKETS, (c.lead_seconds for c in h.leads))
+            t = PairTotals(len(h.deployments), max((d.deployed_at for d in h.deployments), default=None))
         else:
             t = totals.get(key) or PairTotals()
+            lead_time = Histogram(
+                tuple(float(b) for b in LEAD_TIME_BUCKETS),
+                t.lead_le or (0,) * len(LEAD_TIME_BUCKETS),
+                t.lead_seconds_sum,
+                t.changes,
+            )
         stats = {label: window_stats(h, now - timedelta(seconds=secs), now) for label, secs in windows}
         by_reason = dict.fromkeys(FailureReason, 0)
         failed_ids: dict[FailureReason, set[int]] = {r: set() for r in FailureReason}
@@ -145,9 +148,9 @@ def build(
             PairSnapshot(
                 key=key,
                 deployments_total=t.deployments,
-                changes_total=len(t.lead_seconds),
+                changes_total=lead_time.count,
                 failures_by_reason=by_reason,
-                lead_time=Histogram.of(LEAD_TIME_BUCKETS, t.lead_seconds),
+                lead_time=lead_time,
                 time_to_restore=Histogram.of(RESTORE_BUCKETS, restores),
                 windows=stats,
                 levels={label: s.levels(thresholds) for label, s in stats.items()},

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -180,27 +180,24 @@ class _Reads:
             )
         return out
 
-    def totals(self, change_start: str) -> dict[PairKey, PairTotals]:
-        """Every pair's all-time deployment count, latest deployment and lead times, aggregated
-        in SQL or streamed as plain floats: no model object per deployment or change."""
+    def totals(self, change_start: str, bounds: Sequence[float]) -> dict[PairKey, PairTotals]:
+        """Every pair's all-time deployment count and latest deployment, and its lead times as a
+        cumulative histogram over ``bounds`` with their count and sum, aggregated in SQL: no row
+        reaches Python. The sum runs over the changes table's own order, as ``histories`` reads it."""
         out: dict[PairKey, PairTotals] = {}
         for service, env, n, last in self.conn.execute(
             "SELECT service, environment, COUNT(*), MAX(deployed_at) FROM deployments GROUP BY service, environment"
         ):
             out[PairKey(service, env)] = PairTotals(n, utc(last))
         start_col = "author_time" if change_start == "author_time" else "commit_time"
-        current: PairTotals | None = None
-        pair: tuple[str, str] | None = None
-        # the changes table's own order (its primary key), as ``histories`` reads it
-        for service, env, start, deployed in self.conn.execute(
-            f"SELECT c.service, c.environment, c.{start_col}, d.deployed_at FROM changes c "  # noqa: S608
-            "JOIN deployments d ON d.id = c.deployment_id ORDER BY c.service, c.environment, c.sha"
+        le = "".join(f", SUM(lead <= {float(b)!r})" for b in bounds)
+        for service, env, n, total, *cumulative in self.conn.execute(
+            f"SELECT service, environment, COUNT(*), SUM(lead){le} FROM ("  # noqa: S608
+            f"SELECT c.service, c.environment, MAX(0.0, d.deployed_at - c.{start_col}) AS lead FROM changes c "
+            "JOIN deployments d ON d.id = c.deployment_id) GROUP BY service, environment"
         ):
-            if (service, env) != pair:
-                pair = (service, env)
-                current = out.setdefault(PairKey(service, env), PairTotals())
-            assert current is not None
-            current.lead_seconds.append(max(0.0, deployed - start))
+            t = out.setdefault(PairKey(service, env), PairTotals())
+            t.changes, t.lead_seconds_sum, t.lead_le = n, float(total), tuple(cumulative)
         return out
 
 

@@ -32,8 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from exporter.demo.fastimport import FastImport
 
 ENVIRONMENTS = ("dev", "staging", "prod")
-START = 1_600_000_000  # 2020-09-13: years of history before "now"
-STEP = 180  # seconds between bumps on average: 200k bumps span about 14 months
+STEP = 180  # seconds between bumps on average: 200k bumps span about 14 months, ending about now
 
 
 def _services(n: int) -> list[str]:
@@ -72,14 +71,14 @@ def config(out: Path, layout: str, services: list[str]) -> dict[str, object]:
 
 
 class Generator:
-    def __init__(self, out: Path, layout: str, shape: str, n_services: int, seed: int) -> None:
+    def __init__(self, out: Path, layout: str, shape: str, n_services: int, seed: int, commits: int) -> None:
         self.out = out
         self.layout = layout
         self.shape = shape
         self.services = _services(n_services)
         self.rng = random.Random(seed)
-        self.clock = START
-        self.src_clock = START - 3600
+        self.clock = int(time.time()) - commits * STEP
+        self.src_clock = self.clock - 3600
         self.src_n = 0
         self.tags: dict[tuple[str, str], str] = {}
         self.prod_prev: dict[str, str] = {}
@@ -192,7 +191,7 @@ def main() -> int:
     if args.out.exists() and any(args.out.iterdir()):
         p.error(f"{args.out} is not empty")
     args.out.mkdir(parents=True, exist_ok=True)
-    gen = Generator(args.out, args.layout, args.shape, args.services, args.seed)
+    gen = Generator(args.out, args.layout, args.shape, args.services, args.seed, args.commits)
     info = gen.run(args.commits)
     import yaml
 

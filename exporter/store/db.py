@@ -169,9 +169,14 @@ class _Reads:
             if f.deployment_id is not None:
                 h.failed_deployment_ids.add(f.deployment_id)
         start_col = "author_time" if change_start == "author_time" else "commit_time"
-        for service, env, sha, dep_id, start in self.conn.execute(
-            f"SELECT service, environment, sha, deployment_id, {start_col} FROM changes"  # noqa: S608
-        ):
+        changes = f"SELECT service, environment, sha, deployment_id, {start_col} FROM changes"  # noqa: S608
+        if since is not None:  # only the changes of the deployments loaded, not a scan of all of them
+            changes = (
+                f"SELECT c.service, c.environment, c.sha, c.deployment_id, c.{start_col} FROM changes c "  # noqa: S608
+                "JOIN deployments d ON d.id = c.deployment_id WHERE d.deployed_at > ? "
+                "ORDER BY c.service, c.environment, c.sha"
+            )
+        for service, env, sha, dep_id, start in self.conn.execute(changes, args):
             deployed = when.get(dep_id)
             if deployed is None:
                 continue

@@ -64,3 +64,28 @@ def test_windowed_report_rows_equal_full_history(setup: tuple[Daemon, datetime],
         cfg.thresholds,
     )
     assert windowed == full
+
+
+def test_incremental_totals_follow_new_and_late_changes(setup: tuple[Daemon, datetime]) -> None:
+    """Store.totals keeps its lead histograms between calls; new deployments with changes, and a
+    change attributed to an old deployment (which forces a recount), give the recounted answer."""
+    from exporter.model import Change, DeploymentSource, utc
+    from exporter.store.db import _Reads
+
+    daemon, end = setup
+    store, bounds = daemon.store, snapshot.LEAD_TIME_BUCKETS
+    assert store.totals("commit_time", bounds) == _Reads.totals(store, "commit_time", bounds)
+    t = end.timestamp()
+    with store.transaction() as tx:
+        dep, _ = tx.add_deployment(
+            natural_key="test:late", service="user-service", environment="prod", version="v-test",
+            deployed_at=t + 60, source=DeploymentSource.GITOPS, manifest_repo=None, manifest_commit=None,
+            commit=None, message="", baseline=False,
+        )  # fmt: skip
+        tx.add_changes(dep, "user-service", "prod", [Change("f" * 40, utc(t - 7200), utc(t - 3600.5), "x")])
+    assert store.totals("commit_time", bounds) == _Reads.totals(store, "commit_time", bounds)
+    oldest = store.deployments("order-service", "dev")[1].id
+    with store.transaction() as tx:
+        tx.add_changes(oldest, "order-service", "dev", [Change("e" * 40, utc(t - 9e5), utc(t - 9e5), "y")])
+    assert store.totals("commit_time", bounds) == _Reads.totals(store, "commit_time", bounds)
+    assert store.totals("author_time", bounds) == _Reads.totals(store, "author_time", bounds)

@@ -189,21 +189,37 @@ class _Reads:
         """Every pair's all-time deployment count and latest deployment, and its lead times as a
         cumulative histogram over ``bounds`` with their count and sum, aggregated in SQL: no row
         reaches Python. The sum runs over the changes table's own order, as ``histories`` reads it."""
-        out: dict[PairKey, PairTotals] = {}
-        for service, env, n, last in self.conn.execute(
-            "SELECT service, environment, COUNT(*), MAX(deployed_at) FROM deployments GROUP BY service, environment"
-        ):
-            out[PairKey(service, env)] = PairTotals(n, utc(last))
+        out = self._deployment_totals()
+        for key, lead in self._lead_totals(change_start, bounds, None).items():
+            t = out.setdefault(key, PairTotals())
+            t.changes, t.lead_seconds_sum, t.lead_le = lead
+        return out
+
+    def _deployment_totals(self) -> dict[PairKey, PairTotals]:
+        return {
+            PairKey(service, env): PairTotals(n, utc(last))
+            for service, env, n, last in self.conn.execute(
+                "SELECT service, environment, COUNT(*), MAX(deployed_at) FROM deployments GROUP BY service, environment"
+            )
+        }
+
+    def _lead_totals(
+        self, change_start: str, bounds: Sequence[float], after_deployment: int | None
+    ) -> dict[PairKey, tuple[int, float, tuple[int, ...]]]:
+        """(count, sum, cumulative counts) of lead times per pair, of every change or only of the
+        changes of deployments with an id above ``after_deployment``."""
         start_col = "author_time" if change_start == "author_time" else "commit_time"
         le = "".join(f", SUM(lead <= {float(b)!r})" for b in bounds)
-        for service, env, n, total, *cumulative in self.conn.execute(
-            f"SELECT service, environment, COUNT(*), SUM(lead){le} FROM ("  # noqa: S608
-            f"SELECT c.service, c.environment, MAX(0.0, d.deployed_at - c.{start_col}) AS lead FROM changes c "
-            "JOIN deployments d ON d.id = c.deployment_id) GROUP BY service, environment"
-        ):
-            t = out.setdefault(PairKey(service, env), PairTotals())
-            t.changes, t.lead_seconds_sum, t.lead_le = n, float(total), tuple(cumulative)
-        return out
+        where, args = ("WHERE c.deployment_id > ?", (after_deployment,)) if after_deployment is not None else ("", ())
+        return {
+            PairKey(service, env): (n, float(total), tuple(cumulative))
+            for service, env, n, total, *cumulative in self.conn.execute(
+                f"SELECT service, environment, COUNT(*), SUM(lead){le} FROM ("  # noqa: S608
+                f"SELECT c.service, c.environment, MAX(0.0, d.deployed_at - c.{start_col}) AS lead FROM changes c "
+                f"JOIN deployments d ON d.id = c.deployment_id {where}) GROUP BY service, environment",
+                args,
+            )
+        }
 
 
 class Tx(_Reads):
@@ -359,7 +375,58 @@ class Store(_Reads):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._leads_cache: tuple[tuple[str, tuple[float, ...]], int, int, dict[PairKey, Any]] | None = None
+        self._leads_lock = threading.Lock()
         self._migrate()
+
+    def totals(self, change_start: str, bounds: Sequence[float]) -> dict[PairKey, PairTotals]:
+        """``_Reads.totals``, kept up to date incrementally between calls.
+
+        Changes and deployments are only ever added, and a change is attributed with its new
+        deployment, so the lead histograms of the last call plus those of the changes of newer
+        deployments are the new ones; when the changes table holds any other row count (a change
+        attributed to an older deployment), everything is recounted. Integer-second lead times (git
+        commit times) sum exactly either way; fractional ones may differ from a recount in the last
+        bit of a double.
+        """
+        key = (change_start, tuple(float(b) for b in bounds))
+        with self._leads_lock, self._read_snapshot():
+            n_changes = int(self.conn.execute("SELECT COUNT(*) FROM changes").fetchone()[0])
+            max_dep = int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM deployments").fetchone()[0])
+            cache = self._leads_cache
+            leads: dict[PairKey, tuple[int, float, tuple[int, ...]]]
+            if cache is not None and cache[0] == key and cache[2] <= max_dep:
+                leads = dict(cache[3])
+                fresh = self._lead_totals(change_start, bounds, cache[2]) if cache[2] < max_dep else {}
+                for pair, (n, total, le) in fresh.items():
+                    old = leads.get(pair)
+                    if old is None:
+                        leads[pair] = (n, total, le)
+                    else:
+                        leads[pair] = (
+                            old[0] + n,
+                            old[1] + total,
+                            tuple(a + b for a, b in zip(old[2], le, strict=True)),
+                        )
+                if sum(v[0] for v in leads.values()) != n_changes:
+                    leads = self._lead_totals(change_start, bounds, None)
+            else:
+                leads = self._lead_totals(change_start, bounds, None)
+            self._leads_cache = (key, n_changes, max_dep, leads)
+            out = self._deployment_totals()
+        for pair, (n, total, le) in leads.items():
+            t = out.setdefault(pair, PairTotals())
+            t.changes, t.lead_seconds_sum, t.lead_le = n, total, le
+        return out
+
+    @contextmanager
+    def _read_snapshot(self) -> Iterator[None]:
+        """Several reads on this thread's connection that see one state of the database."""
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
 
     @property
     def conn(self) -> sqlite3.Connection:

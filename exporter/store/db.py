@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,22 +146,23 @@ class _Reads:
         without holding years of history as objects. ``totals`` gives the all-time numbers.
         """
         out: dict[PairKey, PairHistory] = {}
+        by_names: dict[tuple[str, str], PairHistory] = {}  # a tuple hashes faster than a PairKey
 
         def pair(service: str, environment: str) -> PairHistory:
-            key = PairKey(service, environment)
-            h = out.get(key)
+            h = by_names.get((service, environment))
             if h is None:
-                h = out[key] = PairHistory(key)
+                key = PairKey(service, environment)
+                h = by_names[(service, environment)] = out[key] = PairHistory(key)
             return h
 
-        when: dict[int, float] = {}
+        when: dict[int, tuple[float, datetime]] = {}
         where, args = ("WHERE deployed_at > ?", (since - 1,)) if since is not None else ("", ())
         for row in self.conn.execute(
             f"SELECT {_DEPLOYMENT_COLS} FROM deployments {where} ORDER BY deployed_at, id",  # noqa: S608
             args,
         ):
             d = _deployment(row)
-            when[d.id] = row[4]
+            when[d.id] = (row[4], d.deployed_at)
             pair(d.service, d.environment).deployments.append(d)
         for row in self.conn.execute(f"SELECT {_FAILURE_COLS} FROM failures ORDER BY started_at, id"):  # noqa: S608
             f = _failure(row)
@@ -177,11 +179,12 @@ class _Reads:
                 "ORDER BY c.service, c.environment, c.sha"
             )
         for service, env, sha, dep_id, start in self.conn.execute(changes, args):
-            deployed = when.get(dep_id)
-            if deployed is None:
+            found = when.get(dep_id)
+            if found is None:
                 continue
+            deployed, deployed_at = found
             pair(service, env).leads.append(
-                ChangeLead(service, env, sha, dep_id, utc(deployed), max(0.0, deployed - start))
+                ChangeLead(service, env, sha, dep_id, deployed_at, max(0.0, deployed - start))
             )
         return out
 

@@ -111,10 +111,10 @@ class Generator:
                 message, self.clock, files, author="CI <ci@example.test>", ref=branch, parents=[self.main_mark]
             )
             self.clock += 1
-            self.main_mark = fi.commit(
+            self.main_mark = fi.commit(  # fast-import does not merge trees: the merge carries the change
                 f"Merge pull request #{self.branch_n}: {message}",
                 self.clock,
-                {},
+                files,
                 author="CI <ci@example.test>",
                 parents=[self.main_mark, side],
             )

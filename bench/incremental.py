@@ -64,7 +64,7 @@ def append(setup: Path, n: int, seed: int) -> None:
                 ops_parent = ops.commit(message, clock, files, parents=[ops_parent])
             else:
                 side = ops.commit(message, clock, files, ref="refs/heads/bump-later", parents=[ops_parent])
-                ops_parent = ops.commit(f"Merge: {message}", clock + 1, {}, parents=[ops_parent, side])
+                ops_parent = ops.commit(f"Merge: {message}", clock + 1, files, parents=[ops_parent, side])
 
 
 def main() -> int:

@@ -55,18 +55,28 @@ class ChangeLister(Protocol):
 class _Touching:
     """The commits of the graph that touch one path filter, covering the graph's first ``loads``."""
 
-    __slots__ = ("by_chain", "loads", "shas")
+    __slots__ = ("by_chain", "loads")
 
     def __init__(self) -> None:
-        self.shas: set[int] = set()
-        self.by_chain: dict[int, list[int]] = {}  # chain -> positions of touching commits, ascending
+        # chain -> positions of its touching commits, ascending (flat arrays: no int objects)
+        self.by_chain: dict[int, array[int]] = {}
         self.loads = 0
+
+    def __contains__(self, where: tuple[int, int]) -> bool:
+        """Whether the commit at ``(chain, position)`` touches the filter."""
+        positions = self.by_chain.get(where[0])
+        if not positions:
+            return False
+        k = bisect.bisect_left(positions, where[1])
+        return k < len(positions) and positions[k] == where[1]
 
     def add(self, fresh: set[int], chain: array[int], pos: array[int]) -> None:
         """Add one load's touching commits (indices grow along a chain, so positions stay sorted)."""
-        self.shas |= fresh
         for i in sorted(fresh):
-            self.by_chain.setdefault(chain[i], []).append(pos[i])
+            positions = self.by_chain.get(chain[i])
+            if positions is None:
+                positions = self.by_chain[chain[i]] = array("l")
+            positions.append(pos[i])
 
 
 class CommitGraph:
@@ -172,7 +182,7 @@ class CommitGraph:
                 if paths:
                     self._touching.setdefault(tuple(paths), _Touching())
 
-    def _touching_of(self, paths: Sequence[str]) -> set[int] | None:
+    def _touching_of(self, paths: Sequence[str]) -> _Touching | None:
         """The touching set of a path filter, brought up to date; ``None`` means every non-merge commit."""
         if not paths:
             return None
@@ -182,7 +192,7 @@ class CommitGraph:
             t = self._touching[key] = _Touching()
         if t.loads < len(self._loads):
             self._catch_up()
-        return t.shas
+        return t
 
     def _catch_up(self) -> None:
         """Bring every registered filter up to date with every load. Filters of plain path prefixes
@@ -236,6 +246,7 @@ class CommitGraph:
                 if self._chain[h] == self._chain[b]:
                     return self._as_changes(self._chain_range(self._chain[h], self._pos[b], self._pos[h], paths))
             index, parents, gen, merges = self._index, self._parents_of, self._gen, self._merges
+            chain, pos = self._chain, self._pos
             flags: dict[int, int] = {}
             heap: list[tuple[int, int]] = []
             live = 0  # queued commits not (yet) known to be excluded
@@ -263,7 +274,7 @@ class CommitGraph:
                 f = flags[i]
                 if not f & _EXCL:
                     live -= 1
-                    if i not in merges and (touching is None or i in touching):
+                    if i not in merges and (touching is None or (chain[i], pos[i]) in touching):
                         found.append(i)
                 for p in parents(i):
                     push(p, f)
@@ -284,7 +295,7 @@ class CommitGraph:
         members = self._members[chain]
         if not paths:
             return list(members[low + 1 : high + 1])
-        positions = self._touching[tuple(paths)].by_chain.get(chain, [])
+        positions = self._touching[tuple(paths)].by_chain.get(chain, array("l"))
         lo, hi = bisect.bisect_right(positions, low), bisect.bisect_right(positions, high)
         return [members[p] for p in positions[lo:hi]]
 

@@ -26,6 +26,7 @@ from exporter.ingesting import GitOpsIngester, IngestResult, Repos
 from exporter.metrics import DoraCollector, Exposition, SnapshotHolder
 from exporter.model import PairKey
 from exporter.store import Store
+from exporter.store.db import LazyHistories
 
 log = structlog.get_logger(__name__)
 
@@ -89,8 +90,8 @@ class Daemon:
             now = now or datetime.now(UTC)
             longest = max(w.seconds for w in self.cfg.windows)
             snap = snapshot.build(
-                # the windows' history as objects; all-time numbers aggregated by the store
-                self.store.histories(self.cfg.change_start, since=now.timestamp() - longest),
+                # the windows' history as objects, one pair at a time; all-time numbers aggregated by the store
+                LazyHistories(self.store, self.cfg.change_start, now.timestamp() - longest),
                 self.known_pairs(),
                 now,
                 [(w.label, w.seconds) for w in self.cfg.windows],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -161,9 +161,10 @@ class _Reads:
             f"SELECT {_DEPLOYMENT_COLS} FROM deployments {where} ORDER BY deployed_at, id",  # noqa: S608
             args,
         ):
-            d = _deployment(row)
+            h = pair(row[1], row[2])
+            d = _deployment((row[0], h.key.service, h.key.environment, *row[3:]))  # one str per pair, not per row
             when[d.id] = (row[4], d.deployed_at)
-            pair(d.service, d.environment).deployments.append(d)
+            h.deployments.append(d)
         for row in self.conn.execute(f"SELECT {_FAILURE_COLS} FROM failures ORDER BY started_at, id"):  # noqa: S608
             f = _failure(row)
             h = pair(f.service, f.environment)
@@ -183,10 +184,55 @@ class _Reads:
             if found is None:
                 continue
             deployed, deployed_at = found
-            pair(service, env).leads.append(
-                ChangeLead(service, env, sha, dep_id, deployed_at, max(0.0, deployed - start))
+            h = pair(service, env)
+            h.leads.append(
+                ChangeLead(h.key.service, h.key.environment, sha, dep_id, deployed_at, max(0.0, deployed - start))
             )
         return out
+
+    def pair_history(self, key: PairKey, change_start: str, since: float) -> PairHistory:
+        """``histories(change_start, since)[key]`` read alone, through the pair indexes."""
+        h = PairHistory(key)
+        service, env = key.service, key.environment
+        when: dict[int, tuple[float, datetime]] = {}
+        for row in self.conn.execute(
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments WHERE service = ? AND environment = ? "  # noqa: S608
+            "AND deployed_at > ? ORDER BY deployed_at, id",
+            (service, env, since - 1),
+        ):
+            d = _deployment((row[0], service, env, *row[3:]))
+            when[d.id] = (row[4], d.deployed_at)
+            h.deployments.append(d)
+        for row in self.conn.execute(
+            f"SELECT {_FAILURE_COLS} FROM failures WHERE service = ? AND environment = ? "  # noqa: S608
+            "ORDER BY started_at, id",
+            (service, env),
+        ):
+            f = _failure(row)
+            h.failures.append(f)
+            if f.deployment_id is not None:
+                h.failed_deployment_ids.add(f.deployment_id)
+        start_col = "author_time" if change_start == "author_time" else "commit_time"
+        for sha, dep_id, start in self.conn.execute(
+            f"SELECT c.sha, c.deployment_id, c.{start_col} FROM changes c "  # noqa: S608
+            "JOIN deployments d ON d.id = c.deployment_id "
+            "WHERE c.service = ? AND c.environment = ? AND d.deployed_at > ? ORDER BY c.sha",
+            (service, env, since - 1),
+        ):
+            found = when.get(dep_id)
+            if found is None:
+                continue
+            deployed, deployed_at = found
+            h.leads.append(ChangeLead(service, env, sha, dep_id, deployed_at, max(0.0, deployed - start)))
+        return h
+
+    def pair_keys(self) -> list[PairKey]:
+        """Every pair with a deployment or a failure."""
+        rows = self.conn.execute(
+            "SELECT service, environment FROM deployments GROUP BY service, environment "
+            "UNION SELECT service, environment FROM failures GROUP BY service, environment"
+        )
+        return [PairKey(s, e) for s, e in rows]
 
     def totals(self, change_start: str, bounds: Sequence[float]) -> dict[PairKey, PairTotals]:
         """Every pair's all-time deployment count and latest deployment, and its lead times as a
@@ -223,6 +269,34 @@ class _Reads:
                 args,
             )
         }
+
+
+class LazyHistories(Mapping[PairKey, PairHistory]):
+    """``histories(change_start, since)`` read one pair at a time, when asked for, and not kept.
+
+    ``snapshot.build`` visits each pair once; a recompute then never holds more than one pair's
+    window as objects, so it neither peaks nor fragments the heap with the whole window's.
+    Differs from ``histories(since=...)`` only in listing pairs whose deployments all precede
+    ``since`` (with an empty history), which ``build`` lists anyway from its totals.
+    """
+
+    def __init__(self, reads: _Reads, change_start: str, since: float) -> None:
+        self._reads = reads
+        self._change_start = change_start
+        self._since = since
+        self._keys = reads.pair_keys()
+        self._known = set(self._keys)
+
+    def __getitem__(self, key: PairKey) -> PairHistory:
+        if key not in self._known:
+            raise KeyError(key)
+        return self._reads.pair_history(key, self._change_start, self._since)
+
+    def __iter__(self) -> Iterator[PairKey]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 class Tx(_Reads):

@@ -214,9 +214,11 @@ class _Reads:
                 h.failed_deployment_ids.add(f.deployment_id)
         start_col = "author_time" if change_start == "author_time" else "commit_time"
         for sha, dep_id, start in self.conn.execute(
-            f"SELECT c.sha, c.deployment_id, c.{start_col} FROM changes c "  # noqa: S608
-            "JOIN deployments d ON d.id = c.deployment_id "
-            "WHERE c.service = ? AND c.environment = ? AND d.deployed_at > ? ORDER BY c.sha",
+            # driven by the pair's deployments in the window (a change is always stored under the
+            # pair of the deployment that carried it), not by all of the pair's changes
+            f"SELECT c.sha, c.deployment_id, c.{start_col} FROM deployments d "  # noqa: S608
+            "JOIN changes c ON c.deployment_id = d.id AND c.service = d.service AND c.environment = d.environment "
+            "WHERE d.service = ? AND d.environment = ? AND d.deployed_at > ? ORDER BY c.sha",
             (service, env, since - 1),
         ):
             found = when.get(dep_id)

@@ -75,7 +75,6 @@ class Exposition:
     def __init__(self, registry: CollectorRegistry, dora: DoraCollector) -> None:
         self.registry = registry
         self.dora = dora
-        dora.dora_rendered_apart = True
         self._cache: dict[Encoder, tuple[Snapshot, bytes]] = {}
         self._lock = threading.Lock()
 
@@ -93,7 +92,11 @@ class Exposition:
             if self.dora.collector_errors == errors:  # a failed render is retried (and counted) next scrape
                 with self._lock:
                     self._cache[encoder] = (snap, part)
-        return part + encoder(self.registry)
+        self.dora._apart.on = True  # this thread's collect() leaves the DORA families to the cache
+        try:
+            return part + encoder(self.registry)
+        finally:
+            self.dora._apart.on = False
 
 
 def _hist(name: str, doc: str, hists: list[tuple[list[str], Histogram]]) -> HistogramMetricFamily:
@@ -115,7 +118,7 @@ class DoraCollector(Collector):
         self.health = health
         self.sources = sources
         self.collector_errors = 0
-        self.dora_rendered_apart = False  # set by ``Exposition``, which serves the DORA families itself
+        self._apart = threading.local()  # set while ``Exposition`` renders the rest of a scrape
 
     def dora_families(self, snap: Snapshot) -> list[Metric]:
         """The DESIGN §3 families of one snapshot; a failure is logged and counted, never raised."""
@@ -130,7 +133,7 @@ class DoraCollector(Collector):
         started = time.perf_counter()
         snap = self.holder.get()
         builders: list[Callable[[Snapshot], list[Metric]]] = [self._self]
-        if not self.dora_rendered_apart:
+        if not getattr(self._apart, "on", False):  # the registry alone still yields every family
             builders.insert(0, self._dora)
         for build in builders:
             try:

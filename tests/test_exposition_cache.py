@@ -51,3 +51,11 @@ def test_a_new_snapshot_is_served_on_the_next_scrape() -> None:
     after = exposition(generate_latest)
     assert b"dora_deployments_total{" not in after
     assert b"dora_exporter_build_info{" in after
+
+
+def test_the_registry_alone_still_yields_every_family() -> None:
+    """Anyone collecting the daemon's registry directly (tests, other exporters) sees it all."""
+    plain, cached, exposition, _ = _pair(build())
+    exposition(generate_latest)
+    assert _stable(generate_latest(cached)) == _stable(generate_latest(plain))
+    assert cached.get_sample_value("dora_deployments_total", {"service": "api", "environment": "prod"}) is not None

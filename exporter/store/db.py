@@ -191,7 +191,8 @@ class _Reads:
         return out
 
     def pair_history(self, key: PairKey, change_start: str, since: float) -> PairHistory:
-        """``histories(change_start, since)[key]`` read alone, through the pair indexes."""
+        """``histories(change_start, since)[key]`` read alone, through the pair indexes (its leads
+        in no particular order: only windows are computed from them)."""
         h = PairHistory(key)
         service, env = key.service, key.environment
         when: dict[int, tuple[float, datetime]] = {}
@@ -200,7 +201,10 @@ class _Reads:
             "AND deployed_at > ? ORDER BY deployed_at, id",
             (service, env, since - 1),
         ):
-            d = _deployment((row[0], service, env, *row[3:]))
+            d = Deployment(
+                row[0], service, env, row[3], utc(row[4]), DeploymentSource(row[5]), row[6], row[7], row[8],
+                bool(row[9]), bool(row[10]),
+            )  # fmt: skip
             when[d.id] = (row[4], d.deployed_at)
             h.deployments.append(d)
         for row in self.conn.execute(
@@ -213,19 +217,20 @@ class _Reads:
             if f.deployment_id is not None:
                 h.failed_deployment_ids.add(f.deployment_id)
         start_col = "author_time" if change_start == "author_time" else "commit_time"
-        for sha, dep_id, start in self.conn.execute(
+        rows = self.conn.execute(
             # driven by the pair's deployments in the window (a change is always stored under the
             # pair of the deployment that carried it), not by all of the pair's changes
-            f"SELECT c.sha, c.deployment_id, c.{start_col} FROM deployments d "  # noqa: S608
+            f"SELECT c.sha, c.deployment_id, c.{start_col}, d.deployed_at FROM deployments d "  # noqa: S608
             "JOIN changes c ON c.deployment_id = d.id AND c.service = d.service AND c.environment = d.environment "
-            "WHERE d.service = ? AND d.environment = ? AND d.deployed_at > ? ORDER BY c.sha",
+            "WHERE d.service = ? AND d.environment = ? AND d.deployed_at > ?",  # leads' order is irrelevant
             (service, env, since - 1),
-        ):
-            found = when.get(dep_id)
-            if found is None:
-                continue
-            deployed, deployed_at = found
-            h.leads.append(ChangeLead(service, env, sha, dep_id, deployed_at, max(0.0, deployed - start)))
+        )
+        dates = {dep_id: found[1] for dep_id, found in when.items()}
+        h.leads = [
+            ChangeLead(service, env, sha, dep_id, dates[dep_id], max(0.0, deployed - start))
+            for sha, dep_id, start, deployed in rows
+            if dep_id in dates  # a deployment committed between the two reads waits for the next recompute
+        ]
         return h
 
     def pair_keys(self) -> list[PairKey]:

@@ -112,7 +112,8 @@ def _report(daemon: Any, cfg: config.Config, args: argparse.Namespace) -> int:
         raise ConfigError("--window", str(exc)) from exc
     if since >= until:
         raise ConfigError("--since", "must be before --until")
-    rows = report_rows(daemon.store.histories(cfg.change_start), daemon.known_pairs(), since, until, cfg.thresholds)
+    histories = daemon.store.histories(cfg.change_start, since=since.timestamp())  # the window's rows only
+    rows = report_rows(histories, daemon.known_pairs(), since, until, cfg.thresholds)
     doc = {
         "since": since.isoformat(),
         "until": until.isoformat(),

@@ -25,12 +25,13 @@ from exporter.health import Health
 from exporter.http import HttpApp
 from exporter.ingesting import GitOpsIngester, IngestResult, Repos
 from exporter.ingesting_github import ChangeResolver, IncidentIngester, IncidentResult, ResolveResult, StoreCache
-from exporter.metrics import DoraCollector, SnapshotHolder
+from exporter.metrics import DoraCollector, Exposition, SnapshotHolder
 from exporter.model import PairKey
 from exporter.sources import argocd as argocd_source
 from exporter.sources.github import Client, Settings
 from exporter.sources.webhooks import GitHubWebhook, parse_argocd_notification
 from exporter.store import Store
+from exporter.store.db import LazyHistories
 from exporter.syncing import ArgoIngester
 
 log = structlog.get_logger(__name__)
@@ -84,7 +85,9 @@ class Daemon:
         self.health.store_open = True
         self.holder = SnapshotHolder(snapshot.Snapshot(datetime.now(UTC)))
         self.registry = CollectorRegistry()
-        self.registry.register(DoraCollector(self.holder, self.health))
+        self.collector = DoraCollector(self.holder, self.health)
+        self.registry.register(self.collector)
+        self.exposition = Exposition(self.registry, self.collector)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self.ingesters = [GitOpsIngester(cfg, g, self.store, self.repos) for g in cfg.gitops]
@@ -126,16 +129,20 @@ class Daemon:
         with self._compute_lock:
             with self._live_lock:
                 live = dict(self._live)
+            now = now or datetime.now(UTC)
+            longest = max(w.seconds for w in self.cfg.windows)
             snap = snapshot.build(
-                self.store.histories(self.cfg.change_start),
+                # the windows' history as objects, one pair at a time; all-time numbers aggregated by the store
+                LazyHistories(self.store, self.cfg.change_start, now.timestamp() - longest),
                 self.known_pairs(),
-                now or datetime.now(UTC),
+                now,
                 [(w.label, w.seconds) for w in self.cfg.windows],
                 self.cfg.thresholds,
                 self.store.unmatched_counts(),
                 live,
                 self.store.changes_without_pull_request(),
                 self.store.lead_time_phases() if self.cfg.github.lead_time_phases else None,
+                totals=self.store.totals(self.cfg.change_start, snapshot.LEAD_TIME_BUCKETS),
             )
             self.holder.set(snap)
             return snap
@@ -430,6 +437,7 @@ class Daemon:
             self.explain,
             self.cfg.production_environment,
             self.cfg.windows[min(2, len(self.cfg.windows) - 1)].label,
+            self.exposition,
         )
         host, port = self.http.serve(*self.cfg.listen)
         if self.webhook is not None:

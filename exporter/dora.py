@@ -145,11 +145,11 @@ def window_stats(history: PairHistory, since: datetime, until: datetime) -> Wind
     inside the window; restores count when restored inside it."""
     if until <= since:
         raise ValueError("window must have until > since")
-    deps = [d for d in history.deployments if _inside(d.deployed_at, since, until)]
+    deps = [d for d in history.deployments if since < d.deployed_at <= until]  # _inside, inlined: hot
     n = len(deps)
     failed = sum(1 for d in deps if d.id in history.failed_deployment_ids)
     rework = sum(1 for d in deps if d.rework)
-    leads = [c.lead_seconds for c in history.leads if _inside(c.deployed_at, since, until)]
+    leads = [c.lead_seconds for c in history.leads if since < c.deployed_at <= until]
     restores = [
         (f.restored_at - f.started_at).total_seconds()
         for f in history.failures

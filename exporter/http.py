@@ -55,8 +55,10 @@ class HttpApp:
         explain: Explain,
         production_environment: str,
         window: str,
+        render: Callable[[Callable[[Any], bytes]], bytes] | None = None,
     ) -> None:
         self.registry = registry
+        self.render = render or (lambda encoder: encoder(registry))  # the /metrics body for an encoder
         self.health = health
         self.snapshot = snapshot
         self.explain = explain
@@ -177,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
         app = self.app
         if url.path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            self._send(HTTPStatus.OK, encoder(app.registry), content_type)
+            self._send(HTTPStatus.OK, app.render(encoder), content_type)
         elif url.path == "/healthz":
             stale = app.health.stale_heartbeats(HEARTBEAT_MAX_AGE)
             if stale:

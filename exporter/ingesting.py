@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import structlog
 
 from exporter.config import GITHUB_REPO_PREFIX, Config, GitOpsRepo, _redact_url
 from exporter.correlate import Transition, rollback_kind, tag_commit_candidate
 from exporter.errors import SourceError
-from exporter.model import Change, Deployment, DeploymentSource, FailureReason, ManifestValue, Skip
+from exporter.model import Deployment, DeploymentSource, FailureReason, ManifestValue, Skip
 from exporter.sources import gitops
+from exporter.sources.commitgraph import ChangeLister, CommitGraph
 from exporter.sources.git import Git, fetch, open_repo
 from exporter.sources.github import Client, GitHubRepo
 from exporter.store import Store, Tx
@@ -62,17 +62,6 @@ class _Reconcile:
         return None
 
 
-class ChangeLister(Protocol):
-    """What a deployment needs from its service's source repository: a local or mirrored clone
-    (``Git``) or the GitHub API (``GitHubRepo``) both provide it."""
-
-    def resolve(self, rev: str) -> str | None: ...
-
-    def changes(self, head: str, exclude: Sequence[str], paths: Sequence[str]) -> list[Change]: ...
-
-    def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...
-
-
 class Repos:
     """Open repositories (local or mirrored) shared by the ingesters, fetched once per poll.
 
@@ -82,6 +71,7 @@ class Repos:
         self.cfg = cfg
         self.github = github
         self._open: dict[str, tuple[Git, bool]] = {}
+        self._graphs: dict[int, CommitGraph] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -99,9 +89,10 @@ class Repos:
             return GitHubRepo(
                 self.github, repo.removeprefix(GITHUB_REPO_PREFIX), self.cfg.change_start == "pr_first_commit"
             )
-        if repo == gitops_repo and gitops_git is not None:
-            return gitops_git
-        return self.get(repo, _service_key(repo), False)
+        git = (
+            gitops_git if repo == gitops_repo and gitops_git is not None else self.get(repo, _service_key(repo), False)
+        )
+        return self.graph(git)  # the in-memory commit graph, kept across polls
 
     def get(self, repo: str, key: str, refresh: bool) -> Git:
         with self._lock:
@@ -113,11 +104,21 @@ class Repos:
                 fetch(entry[0])
             return entry[0]
 
+    def graph(self, git: Git) -> CommitGraph:
+        with self._lock:
+            graph = self._graphs.get(id(git))
+            if graph is None or graph.git is not git:
+                graph = self._graphs[id(git)] = CommitGraph(git)
+                names = {repo for repo, (g, _) in self._open.items() if g is git}
+                graph.prepare(s.paths for s in self.cfg.services if s.repo in names)  # one git pass for all
+            return graph
+
     def close(self) -> None:
         with self._lock:
             for git, _ in self._open.values():
                 git.close()
             self._open.clear()
+            self._graphs.clear()
 
 
 def _service_key(repo: str) -> str:
@@ -305,16 +306,11 @@ class GitOpsIngester:
             tx.add_pending_changes(dep_id, svc.repo, key)
         if not inserted or prev is None:
             return inserted
-        if commit is not None and source_git is not None and svc is not None and base is not None and base.commit:
-            tx.add_changes(
-                dep_id, value.service, value.environment, source_git.changes(commit, [base.commit], svc.paths)
-            )
+        lister = source_git
+        if commit is not None and lister is not None and svc is not None and base is not None and base.commit:
+            tx.add_changes(dep_id, value.service, value.environment, lister.changes(commit, [base.commit], svc.paths))
         is_ancestor = bool(
-            commit
-            and prev.commit
-            and commit != prev.commit
-            and source_git
-            and source_git.is_ancestor(commit, prev.commit)
+            commit and prev.commit and commit != prev.commit and lister and lister.is_ancestor(commit, prev.commit)
         )
         record_rollback(
             tx,

@@ -141,3 +141,14 @@ class PairHistory:
     failed_deployment_ids: set[int] = field(default_factory=set)
     failures: list[Failure] = field(default_factory=list)
     leads: list[ChangeLead] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PairTotals:
+    """One pair's all-time aggregates, read without loading its whole history as objects."""
+
+    deployments: int = 0
+    last_deployed_at: datetime | None = None
+    changes: int = 0
+    lead_seconds_sum: float = 0.0
+    lead_le: tuple[int, ...] = ()  # changes with a lead time <= each bound asked for (cumulative)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from exporter.dora import Level, Metric, Thresholds, WindowStats, window_stats
-from exporter.model import FailureReason, PairHistory, PairKey
+from exporter.model import FailureReason, PairHistory, PairKey, PairTotals
 
 H = 3600.0
 D = 86400.0
@@ -114,6 +114,7 @@ def build(
     live: Mapping[PairKey, LiveState] | None = None,
     changes_without_pull_request: int = 0,
     phases: Mapping[PairKey, Mapping[str, Sequence[float]]] | None = None,
+    totals: Mapping[PairKey, PairTotals] | None = None,
 ) -> Snapshot:
     """Everything ``/metrics`` serves, for every pair seen or configured.
 
@@ -121,12 +122,26 @@ def build(
     state of a pair neither seen nor configured is not served (labels stay bounded). ``phases``
     (lead-time phases from pull requests, when enabled) gives every pair the three phase
     histograms, empty ones included.
+    With ``totals`` (``Store.totals``), the all-time numbers (deployment and change counters, the
+    lead time histogram, the latest deployment) come from it, and ``histories`` need only hold
+    the longest window (``Store.histories(since=...)``); every failure must still be in it.
     """
     live = live or {}
-    keys = sorted(set(histories) | set(known_pairs), key=lambda k: (k.service, k.environment))
+    keys = sorted(set(histories) | set(known_pairs) | set(totals or ()), key=lambda k: (k.service, k.environment))
     pairs = []
     for key in keys:
         h = histories.get(key) or PairHistory(key)
+        if totals is None:
+            lead_time = Histogram.of(LEAD_TIME_BUCKETS, (c.lead_seconds for c in h.leads))
+            t = PairTotals(len(h.deployments), max((d.deployed_at for d in h.deployments), default=None))
+        else:
+            t = totals.get(key) or PairTotals()
+            lead_time = Histogram(
+                tuple(float(b) for b in LEAD_TIME_BUCKETS),
+                t.lead_le or (0,) * len(LEAD_TIME_BUCKETS),
+                t.lead_seconds_sum,
+                t.changes,
+            )
         stats = {label: window_stats(h, now - timedelta(seconds=secs), now) for label, secs in windows}
         by_reason = dict.fromkeys(FailureReason, 0)
         failed_ids: dict[FailureReason, set[int]] = {r: set() for r in FailureReason}
@@ -141,14 +156,14 @@ def build(
         pairs.append(
             PairSnapshot(
                 key=key,
-                deployments_total=len(h.deployments),
-                changes_total=len(h.leads),
+                deployments_total=t.deployments,
+                changes_total=lead_time.count,
                 failures_by_reason=by_reason,
-                lead_time=Histogram.of(LEAD_TIME_BUCKETS, (c.lead_seconds for c in h.leads)),
+                lead_time=lead_time,
                 time_to_restore=Histogram.of(RESTORE_BUCKETS, restores),
                 windows=stats,
                 levels={label: s.levels(thresholds) for label, s in stats.items()},
-                last_deployment_ts=max((d.deployed_at.timestamp() for d in h.deployments), default=None),
+                last_deployment_ts=t.last_deployed_at.timestamp() if t.last_deployed_at is not None else None,
                 failure_open=any(f.restored_at is None for f in h.failures),
                 sync_failing=state.sync_failing,
                 degraded=state.degraded,

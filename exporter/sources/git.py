@@ -45,6 +45,7 @@ class Git:
         self._batch_lock = threading.Lock()
         self._check: subprocess.Popen[bytes] | None = None
         self._check_lock = threading.Lock()
+        self._commits: set[str] = set()  # full SHAs known to name commits: an object id never changes
 
     def __enter__(self) -> Git:
         return self
@@ -111,6 +112,8 @@ class Git:
         """
         if not rev or any(c.isspace() for c in rev) or rev.startswith("-"):
             return None
+        if rev in self._commits:
+            return rev
         with self._check_lock:
             proc = self._check
             if proc is None or proc.poll() is not None:
@@ -125,6 +128,8 @@ class Git:
                 proc.kill()
                 raise SourceError("git", "git_command", f"cat-file --batch-check failed: {exc}") from exc
         if len(fields) == 3 and fields[1] == "commit" and _SHA.fullmatch(fields[0]):
+            if fields[0] == rev and len(self._commits) < 1 << 16:
+                self._commits.add(rev)
             return fields[0]
         return None
 
@@ -189,6 +194,49 @@ class Git:
                 self._close_batch()
                 raise SourceError("git", "git_command", f"cat-file failed: {exc}") from exc
             return data
+
+    def read_blobs(self, shas: Sequence[str]) -> dict[str, bytes | None]:
+        """Read many objects through the shared ``cat-file --batch`` process, pipelined: a thread
+        writes every request while this one reads the answers, so git never waits for Python."""
+        out: dict[str, bytes | None] = {}
+        if not shas:
+            return out
+        with self._batch_lock:
+            proc = self._batch
+            if proc is None or proc.poll() is not None:
+                proc = self._batch = self._pipe("--batch")
+            stdin, stdout = proc.stdin, proc.stdout
+            assert stdin is not None and stdout is not None
+            failed: list[OSError] = []
+
+            def write() -> None:
+                try:
+                    stdin.write(b"".join(sha.encode() + b"\n" for sha in shas))
+                    stdin.flush()
+                except OSError as exc:
+                    failed.append(exc)
+
+            writer = threading.Thread(target=write, name="git-cat-file-writer", daemon=True)
+            writer.start()
+            try:
+                for sha in shas:
+                    header = stdout.readline().split()
+                    if len(header) != 3:  # "<sha> missing" or "<sha> ambiguous"
+                        if not header:
+                            raise ValueError("cat-file ended early")
+                        out[sha] = None
+                        continue
+                    out[sha] = _read_exact(stdout, int(header[2]))
+                    stdout.read(1)
+            except (OSError, ValueError) as exc:
+                self._close_batch()
+                writer.join()
+                raise SourceError("git", "git_command", f"cat-file failed: {exc}") from exc
+            writer.join()
+            if failed:
+                self._close_batch()
+                raise SourceError("git", "git_command", f"cat-file failed: {failed[0]}") from failed[0]
+        return out
 
     def _close_batch(self) -> None:
         proc, self._batch = self._batch, None

@@ -63,6 +63,12 @@ class Extractor:
         self.names = names
         self.git = git
         self.parse = lru_cache(maxsize=4096)(self._parse)
+        self._prefetched: dict[str, bytes | None] = {}
+
+    def prefetch(self, entries: list[_Entry]) -> None:
+        """Read the blobs of many entries in one pipelined pass, ahead of parsing them."""
+        wanted = [e.blob for e in entries if e.status != "D" and self.rule_for(e.path) is not None]
+        self._prefetched = self.git.read_blobs(list(dict.fromkeys(wanted)))
 
     def rule_for(self, path: str) -> tuple[ManifestRule, dict[str, str]] | None:
         for rule in self.rules:
@@ -77,7 +83,7 @@ class Extractor:
         if found is None:
             return (), None
         rule, parts = found
-        data = self.git.read_blob(blob)
+        data = self._prefetched.pop(blob) if blob in self._prefetched else self.git.read_blob(blob)
         if data is None:
             return (), "blob_missing"
         text = data.decode("utf-8", errors="replace")
@@ -136,17 +142,31 @@ def read_commits(
         "--",
         *sorted({r.pathspec for r in repo.manifests}),
     ]
-    current: CommitValues | None = None
+    # commits are read ahead in groups so that their blobs are fetched in one pipelined pass
+    pending: list[tuple[CommitValues, list[_Entry]]] = []
     for line in git.stream(*args):
         if line.startswith("\x1e"):
-            if current is not None:
-                yield current
+            if len(pending) >= READ_AHEAD:
+                yield from _parsed(extractor, pending)
+                pending = []
             sha, ct, subject = line[1:].split("\x1f", 2)
-            current = CommitValues(sha, int(ct), subject)
-        elif line.startswith(":") and current is not None:
+            pending.append((CommitValues(sha, int(ct), subject), []))
+        elif line.startswith(":") and pending:
             entry = _parse_raw(line)
-            if entry is None or entry.status == "D":
-                continue  # a deleted file deploys nothing; its last value stays the state
+            if entry is not None and entry.status != "D":  # a deleted file deploys nothing
+                pending[-1][1].append(entry)
+    yield from _parsed(extractor, pending)
+
+
+READ_AHEAD = 256
+
+
+def _parsed(
+    extractor: Extractor, pending: list[tuple[CommitValues, list[_Entry]]]
+) -> Generator[CommitValues, None, None]:
+    extractor.prefetch([e for _, entries in pending for e in entries])
+    for current, entries in pending:
+        for entry in entries:
             triples, reason = extractor.parse(entry.blob, entry.path)
             if reason is not None:
                 current.skips.append(
@@ -158,7 +178,6 @@ def read_commits(
                         service, env, value, entry.path, current.commit, utc(current.committed_at_ts), current.message
                     )
                 )
-    if current is not None:
         yield current
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from exporter.model import (
     FailureReason,
     PairHistory,
     PairKey,
+    PairTotals,
     PullRequest,
     Skip,
     utc,
@@ -78,6 +80,15 @@ def _connect(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open store {path}: {exc}") from exc
     return conn
+
+
+def _start_column(change_start: str, prefix: str) -> str:
+    """The SQL expression of a change's start for ``change_start`` (DESIGN §2), columns prefixed."""
+    if change_start == "author_time":
+        return f"{prefix}author_time"
+    if change_start == "pr_first_commit":  # direct pushes fall back to their commit time
+        return f"COALESCE({prefix}pr_first_commit_time, {prefix}commit_time)"
+    return f"{prefix}commit_time"
 
 
 class _Reads:
@@ -229,42 +240,172 @@ class _Reads:
         rows = self.conn.execute("SELECT source, reason, COUNT(*) FROM unmatched GROUP BY source, reason")
         return {(s, r): n for s, r, n in rows}
 
-    def histories(self, change_start: str) -> dict[PairKey, PairHistory]:
-        """Every pair's deployments, failures and change lead times, in one pass per table."""
+    def histories(self, change_start: str, since: float | None = None) -> dict[PairKey, PairHistory]:
+        """Every pair's deployments, failures and change lead times, in one pass per table.
+
+        With ``since`` (a timestamp), only deployments after it and the changes they carried are
+        loaded (every failure still is): enough for any window that starts at ``since`` or later,
+        without holding years of history as objects. ``totals`` gives the all-time numbers.
+        """
         out: dict[PairKey, PairHistory] = {}
+        by_names: dict[tuple[str, str], PairHistory] = {}  # a tuple hashes faster than a PairKey
 
         def pair(service: str, environment: str) -> PairHistory:
-            key = PairKey(service, environment)
-            h = out.get(key)
+            h = by_names.get((service, environment))
             if h is None:
-                h = out[key] = PairHistory(key)
+                key = PairKey(service, environment)
+                h = by_names[(service, environment)] = out[key] = PairHistory(key)
             return h
 
-        when: dict[int, float] = {}
-        for row in self.conn.execute(f"SELECT {_DEPLOYMENT_COLS} FROM deployments ORDER BY deployed_at, id"):  # noqa: S608
-            d = _deployment(row)
-            when[d.id] = row[4]
-            pair(d.service, d.environment).deployments.append(d)
+        when: dict[int, tuple[float, datetime]] = {}
+        where, args = ("WHERE deployed_at > ?", (since - 1,)) if since is not None else ("", ())
+        for row in self.conn.execute(
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments {where} ORDER BY deployed_at, id",  # noqa: S608
+            args,
+        ):
+            h = pair(row[1], row[2])
+            d = _deployment((row[0], h.key.service, h.key.environment, *row[3:]))  # one str per pair, not per row
+            when[d.id] = (row[4], d.deployed_at)
+            h.deployments.append(d)
         for row in self.conn.execute(f"SELECT {_FAILURE_COLS} FROM failures ORDER BY started_at, id"):  # noqa: S608
             f = _failure(row)
             h = pair(f.service, f.environment)
             h.failures.append(f)
             if f.deployment_id is not None:
                 h.failed_deployment_ids.add(f.deployment_id)
-        start_col = {
-            "author_time": "author_time",
-            "pr_first_commit": "COALESCE(pr_first_commit_time, commit_time)",
-        }.get(change_start, "commit_time")
-        for service, env, sha, dep_id, start in self.conn.execute(
-            f"SELECT service, environment, sha, deployment_id, {start_col} FROM changes"  # noqa: S608
-        ):
-            deployed = when.get(dep_id)
-            if deployed is None:
+        start_col = _start_column(change_start, "")
+        changes = f"SELECT service, environment, sha, deployment_id, {start_col} FROM changes"  # noqa: S608
+        if since is not None:  # only the changes of the deployments loaded, not a scan of all of them
+            changes = (
+                f"SELECT c.service, c.environment, c.sha, c.deployment_id, {_start_column(change_start, 'c.')} "  # noqa: S608
+                "FROM changes c JOIN deployments d ON d.id = c.deployment_id WHERE d.deployed_at > ? "
+                "ORDER BY c.service, c.environment, c.sha"
+            )
+        for service, env, sha, dep_id, start in self.conn.execute(changes, args):
+            found = when.get(dep_id)
+            if found is None:
                 continue
-            pair(service, env).leads.append(
-                ChangeLead(service, env, sha, dep_id, utc(deployed), max(0.0, deployed - start))
+            deployed, deployed_at = found
+            h = pair(service, env)
+            h.leads.append(
+                ChangeLead(h.key.service, h.key.environment, sha, dep_id, deployed_at, max(0.0, deployed - start))
             )
         return out
+
+    def pair_history(self, key: PairKey, change_start: str, since: float) -> PairHistory:
+        """``histories(change_start, since)[key]`` read alone, through the pair indexes (its leads
+        in no particular order: only windows are computed from them)."""
+        h = PairHistory(key)
+        service, env = key.service, key.environment
+        when: dict[int, tuple[float, datetime]] = {}
+        for row in self.conn.execute(
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments WHERE service = ? AND environment = ? "  # noqa: S608
+            "AND deployed_at > ? ORDER BY deployed_at, id",
+            (service, env, since - 1),
+        ):
+            d = Deployment(
+                row[0], service, env, row[3], utc(row[4]), DeploymentSource(row[5]), row[6], row[7], row[8],
+                bool(row[9]), bool(row[10]),
+            )  # fmt: skip
+            when[d.id] = (row[4], d.deployed_at)
+            h.deployments.append(d)
+        for row in self.conn.execute(
+            f"SELECT {_FAILURE_COLS} FROM failures WHERE service = ? AND environment = ? "  # noqa: S608
+            "ORDER BY started_at, id",
+            (service, env),
+        ):
+            f = _failure(row)
+            h.failures.append(f)
+            if f.deployment_id is not None:
+                h.failed_deployment_ids.add(f.deployment_id)
+        start_col = _start_column(change_start, "c.")
+        rows = self.conn.execute(
+            # driven by the pair's deployments in the window (a change is always stored under the
+            # pair of the deployment that carried it), not by all of the pair's changes
+            f"SELECT c.sha, c.deployment_id, {start_col}, d.deployed_at FROM deployments d "  # noqa: S608
+            "JOIN changes c ON c.deployment_id = d.id AND c.service = d.service AND c.environment = d.environment "
+            "WHERE d.service = ? AND d.environment = ? AND d.deployed_at > ?",  # leads' order is irrelevant
+            (service, env, since - 1),
+        )
+        dates = {dep_id: found[1] for dep_id, found in when.items()}
+        h.leads = [
+            ChangeLead(service, env, sha, dep_id, dates[dep_id], max(0.0, deployed - start))
+            for sha, dep_id, start, deployed in rows
+            if dep_id in dates  # a deployment committed between the two reads waits for the next recompute
+        ]
+        return h
+
+    def pair_keys(self) -> list[PairKey]:
+        """Every pair with a deployment or a failure."""
+        rows = self.conn.execute(
+            "SELECT service, environment FROM deployments GROUP BY service, environment "
+            "UNION SELECT service, environment FROM failures GROUP BY service, environment"
+        )
+        return [PairKey(s, e) for s, e in rows]
+
+    def totals(self, change_start: str, bounds: Sequence[float]) -> dict[PairKey, PairTotals]:
+        """Every pair's all-time deployment count and latest deployment, and its lead times as a
+        cumulative histogram over ``bounds`` with their count and sum, aggregated in SQL: no row
+        reaches Python. The sum runs over the changes table's own order, as ``histories`` reads it."""
+        out = self._deployment_totals()
+        for key, lead in self._lead_totals(change_start, bounds, None).items():
+            t = out.setdefault(key, PairTotals())
+            t.changes, t.lead_seconds_sum, t.lead_le = lead
+        return out
+
+    def _deployment_totals(self) -> dict[PairKey, PairTotals]:
+        return {
+            PairKey(service, env): PairTotals(n, utc(last))
+            for service, env, n, last in self.conn.execute(
+                "SELECT service, environment, COUNT(*), MAX(deployed_at) FROM deployments GROUP BY service, environment"
+            )
+        }
+
+    def _lead_totals(
+        self, change_start: str, bounds: Sequence[float], after_deployment: int | None
+    ) -> dict[PairKey, tuple[int, float, tuple[int, ...]]]:
+        """(count, sum, cumulative counts) of lead times per pair, of every change or only of the
+        changes of deployments with an id above ``after_deployment``."""
+        start_col = _start_column(change_start, "c.")
+        le = "".join(f", SUM(lead <= {float(b)!r})" for b in bounds)
+        where, args = ("WHERE c.deployment_id > ?", (after_deployment,)) if after_deployment is not None else ("", ())
+        return {
+            PairKey(service, env): (n, float(total), tuple(cumulative))
+            for service, env, n, total, *cumulative in self.conn.execute(
+                f"SELECT service, environment, COUNT(*), SUM(lead){le} FROM ("  # noqa: S608
+                f"SELECT c.service, c.environment, MAX(0.0, d.deployed_at - {start_col}) AS lead FROM changes c "
+                f"JOIN deployments d ON d.id = c.deployment_id {where}) GROUP BY service, environment",
+                args,
+            )
+        }
+
+
+class LazyHistories(Mapping[PairKey, PairHistory]):
+    """``histories(change_start, since)`` read one pair at a time, when asked for, and not kept.
+
+    ``snapshot.build`` visits each pair once; a recompute then never holds more than one pair's
+    window as objects, so it neither peaks nor fragments the heap with the whole window's.
+    Differs from ``histories(since=...)`` only in listing pairs whose deployments all precede
+    ``since`` (with an empty history), which ``build`` lists anyway from its totals.
+    """
+
+    def __init__(self, reads: _Reads, change_start: str, since: float) -> None:
+        self._reads = reads
+        self._change_start = change_start
+        self._since = since
+        self._keys = reads.pair_keys()
+        self._known = set(self._keys)
+
+    def __getitem__(self, key: PairKey) -> PairHistory:
+        if key not in self._known:
+            raise KeyError(key)
+        return self._reads.pair_history(key, self._change_start, self._since)
+
+    def __iter__(self) -> Iterator[PairKey]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -671,7 +812,58 @@ class Store(_Reads):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._leads_cache: tuple[tuple[str, tuple[float, ...]], int, int, dict[PairKey, Any]] | None = None
+        self._leads_lock = threading.Lock()
         self._migrate()
+
+    def totals(self, change_start: str, bounds: Sequence[float]) -> dict[PairKey, PairTotals]:
+        """``_Reads.totals``, kept up to date incrementally between calls.
+
+        Changes and deployments are only ever added, and a change is attributed with its new
+        deployment, so the lead histograms of the last call plus those of the changes of newer
+        deployments are the new ones; when the changes table holds any other row count (a change
+        attributed to an older deployment), everything is recounted. Integer-second lead times (git
+        commit times) sum exactly either way; fractional ones may differ from a recount in the last
+        bit of a double.
+        """
+        key = (change_start, tuple(float(b) for b in bounds))
+        with self._leads_lock, self._read_snapshot():
+            n_changes = int(self.conn.execute("SELECT COUNT(*) FROM changes").fetchone()[0])
+            max_dep = int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM deployments").fetchone()[0])
+            cache = self._leads_cache
+            leads: dict[PairKey, tuple[int, float, tuple[int, ...]]]
+            if cache is not None and cache[0] == key and cache[2] <= max_dep:
+                leads = dict(cache[3])
+                fresh = self._lead_totals(change_start, bounds, cache[2]) if cache[2] < max_dep else {}
+                for pair, (n, total, le) in fresh.items():
+                    old = leads.get(pair)
+                    if old is None:
+                        leads[pair] = (n, total, le)
+                    else:
+                        leads[pair] = (
+                            old[0] + n,
+                            old[1] + total,
+                            tuple(a + b for a, b in zip(old[2], le, strict=True)),
+                        )
+                if sum(v[0] for v in leads.values()) != n_changes:
+                    leads = self._lead_totals(change_start, bounds, None)
+            else:
+                leads = self._lead_totals(change_start, bounds, None)
+            self._leads_cache = (key, n_changes, max_dep, leads)
+            out = self._deployment_totals()
+        for pair, (n, total, le) in leads.items():
+            t = out.setdefault(pair, PairTotals())
+            t.changes, t.lead_seconds_sum, t.lead_le = n, total, le
+        return out
+
+    @contextmanager
+    def _read_snapshot(self) -> Iterator[None]:
+        """Several reads on this thread's connection that see one state of the database."""
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
 
     @property
     def conn(self) -> sqlite3.Connection:

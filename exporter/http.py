@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import html
 import json
+import sys
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
@@ -41,6 +42,16 @@ SIGNED_MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client gone mid-reply is routine (a scraper timing out, a webhook sender giving up): log
+        it as a structured event instead of the standard library's traceback on stderr."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            log.debug("http.client_gone", client=str(client_address[0]), error=type(exc).__name__)
+            return
+        log.error("http.handler_failed", client=str(client_address[0]), exc_info=True)
+
     allow_reuse_address = True
 
 

@@ -170,6 +170,9 @@ def _demo(args: argparse.Namespace) -> int:
     from exporter.demo import generate
 
     out = Path(args.dir).resolve()
+    # a new demo is a new history: a store left by an earlier run would describe the old one
+    for leftover in ("dora.db", "dora.db-wal", "dora.db-shm"):
+        (out / leftover).unlink(missing_ok=True)
     truth = generate.generate(out, seed=args.seed, days=args.days, end=args.end or datetime.now(UTC))
     cfg_path = generate.write_config(out, args.listen)
     print(f"demo repository: {truth.repo}\nconfig: {cfg_path}\nground truth: {out / 'ground-truth.json'}")

@@ -282,7 +282,8 @@ class GitOpsIngester:
             tx.adopt_deployment(argo.id, value.value, self.repo.key, commit, value.message)
             if deferred and svc is not None and svc.repo:
                 tx.add_pending_changes(argo.id, svc.repo, key)  # its commit and changes come from GitHub
-            if commit is not None and source_git is not None and svc is not None and base is not None and base.commit:
+            if commit is not None and source_git is not None and svc is not None and _known(source_git, base):
+                assert base is not None and base.commit is not None
                 tx.add_changes(
                     argo.id, value.service, value.environment, source_git.changes(commit, [base.commit], svc.paths)
                 )
@@ -307,10 +308,15 @@ class GitOpsIngester:
         if not inserted or prev is None:
             return inserted
         lister = source_git
-        if commit is not None and lister is not None and svc is not None and base is not None and base.commit:
+        if commit is not None and lister is not None and svc is not None and _known(lister, base):
+            assert base is not None and base.commit is not None
             tx.add_changes(dep_id, value.service, value.environment, lister.changes(commit, [base.commit], svc.paths))
         is_ancestor = bool(
-            commit and prev.commit and commit != prev.commit and lister and lister.is_ancestor(commit, prev.commit)
+            commit
+            and lister
+            and commit != prev.commit
+            and _known(lister, prev)
+            and lister.is_ancestor(commit, str(prev.commit))
         )
         record_rollback(
             tx,
@@ -320,6 +326,13 @@ class GitOpsIngester:
             dep_id,
         )
         return True
+
+
+def _known(lister: ChangeLister, d: Deployment | None) -> bool:
+    """Whether ``d``'s commit is still in its repository. A force-push (and a gc) can drop an
+    earlier deployment's commit: it then bounds no change range and is nobody's ancestor, instead
+    of failing every later poll."""
+    return d is not None and d.commit is not None and lister.resolve(d.commit) is not None
 
 
 def record_rollback(tx: Tx, cfg: Config, prev: Deployment, t: Transition, dep_id: int) -> bool:

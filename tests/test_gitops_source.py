@@ -598,3 +598,30 @@ def test_incremental_polls_of_a_remote_after_a_restart(tmp_path: Path, opened: l
     assert e.poll().deployments == 1
     assert e.deployments() == [("v1", T0, c1, None, True, False), ("v2", T0 + HOUR, c2, None, False, False)]
     assert e.poll().commits == 0
+
+
+def test_a_repository_replaced_wholesale_keeps_polling(tmp_path: Path, opened: list[Exporter]) -> None:
+    """A history rewritten with no merge base (a repository re-created in place) drops the
+    commits earlier deployments point at. The poll must go on: a vanished commit bounds no
+    change range and is nobody's ancestor, so the next deployment carries no changes."""
+    repo = GitRepo(tmp_path / "mono")
+    code1 = repo.commit("api: first", T0, {"app/a.txt": "1\n"})
+    repo.commit("Deploy api", T0 + HOUR, {API: values_yaml(code1)})
+    services = [{"name": "api", "repo": str(repo.path), "paths": ["app/"]}]
+    e = exporter(opened, tmp_path, str(repo.path), services=services)
+    assert e.poll().deployments == 1
+
+    import shutil
+
+    shutil.rmtree(repo.path)
+    fresh = GitRepo(tmp_path / "mono")
+    code2 = fresh.commit("api: rewritten", T0 + 2 * HOUR, {"app/b.txt": "2\n"})
+    deploy = fresh.commit("Deploy api again", T0 + 3 * HOUR, {API: values_yaml(code2)})
+
+    result = e.poll()
+
+    assert (result.force_push, result.deployments) == (True, 1)
+    rows = e.deployments("api")
+    assert rows[-1] == (code2, T0 + 3 * HOUR, deploy, code2, False, False)
+    assert e.change_shas("api")[-1] == []
+    assert e.store.failures() == []

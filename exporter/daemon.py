@@ -6,10 +6,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -35,6 +35,7 @@ from exporter.store.db import LazyHistories
 from exporter.syncing import ArgoIngester
 
 log = structlog.get_logger(__name__)
+_R = TypeVar("_R")
 
 HEARTBEAT_SECONDS = 5.0
 STOP_BUDGET_SECONDS = 8.0
@@ -304,28 +305,9 @@ class Daemon:
         if self.resolver is None or self.github is None:
             return None
         started = time.monotonic()
-        with self._resolve_busy:
-            try:
-                with self.github.budget(self.cfg.github.budget):
-                    result = self.resolver.poll(self.stop)
-            except SourceError as exc:
-                if exc.kind != "budget_exhausted":
-                    self.health.failure("github", "changes", exc.kind, str(exc))
-                    log.warning("github.changes_failed", kind=exc.kind, error=str(exc))
-                    self.recompute()
-                    return None
-                log.info("github.changes_budget_exhausted", budget=self.cfg.github.budget)
-                result = ResolveResult(stopped=True)
-            except StoreError as exc:
-                self.health.failure("github", "changes", "store", str(exc))
-                log.error("github.store_failed", error=str(exc))
-                return None
-            except Exception as exc:
-                self.health.failure("github", "changes", "unexpected", repr(exc))
-                log.exception("github.changes_crashed")
-                return None
-            finally:
-                self._note_rate_limit()
+        result = self._github_pass("changes", self._resolve_busy, self._resolver_poll, ResolveResult)
+        if result is None:
+            return None
         duration = time.monotonic() - started
         self.health.success("github", "changes", duration)
         log.info(
@@ -341,6 +323,44 @@ class Daemon:
         if result.stopped and not self.stop.is_set():
             self._run_now("github-changes")  # the budget ran out with work left: continue on the next tick
         return result
+
+    def _github_pass(
+        self, part: str, busy: threading.Lock, run: Callable[[], _R], stopped: Callable[..., _R]
+    ) -> _R | None:
+        """Run one GitHub job within ``github.budget``: a spent budget is a normal stop (what was
+        applied stays; the next run resumes), any other fault is logged, counted on the source's
+        part and ends the pass with ``None``; nothing propagates into the scheduler."""
+        assert self.github is not None
+        with busy:
+            try:
+                with self.github.budget(self.cfg.github.budget):
+                    return run()
+            except SourceError as exc:
+                if exc.kind != "budget_exhausted":
+                    self.health.failure("github", part, exc.kind, str(exc))
+                    log.warning(f"github.{part}_failed", kind=exc.kind, error=str(exc))
+                    self.recompute()  # whatever was applied before the fault is served
+                    return None
+                log.info(f"github.{part}_budget_exhausted", budget=self.cfg.github.budget)
+                return stopped(stopped=True)
+            except StoreError as exc:
+                self.health.failure("github", part, "store", str(exc))
+                log.error("github.store_failed", part=part, error=str(exc))
+                return None
+            except Exception as exc:
+                self.health.failure("github", part, "unexpected", repr(exc))
+                log.exception(f"github.{part}_crashed")
+                return None
+            finally:
+                self._note_rate_limit()
+
+    def _resolver_poll(self) -> ResolveResult:
+        assert self.resolver is not None
+        return self.resolver.poll(self.stop)
+
+    def _incidents_poll(self, horizon: datetime | None) -> IncidentResult:
+        assert self.incidents is not None
+        return self.incidents.poll(self.stop, horizon)
 
     def _note_rate_limit(self) -> None:
         if self.github is not None:
@@ -359,28 +379,11 @@ class Daemon:
             return None
         horizon = min(self._gitops_read_at.values(), default=None)
         started = time.monotonic()
-        with self._github_busy:
-            try:
-                with self.github.budget(self.cfg.github.budget):
-                    result = self.incidents.poll(self.stop, horizon)
-            except SourceError as exc:
-                if exc.kind != "budget_exhausted":
-                    self.health.failure("github", "incidents", exc.kind, str(exc))
-                    log.warning("github.incidents_failed", kind=exc.kind, error=str(exc))
-                    self.recompute()  # whatever was applied before the fault is served
-                    return None
-                log.info("github.incidents_budget_exhausted", budget=self.cfg.github.budget)
-                result = IncidentResult(stopped=True)
-            except StoreError as exc:
-                self.health.failure("github", "incidents", "store", str(exc))
-                log.error("github.store_failed", error=str(exc))
-                return None
-            except Exception as exc:
-                self.health.failure("github", "incidents", "unexpected", repr(exc))
-                log.exception("github.incidents_crashed")
-                return None
-            finally:
-                self._note_rate_limit()
+        result = self._github_pass(
+            "incidents", self._github_busy, lambda: self._incidents_poll(horizon), IncidentResult
+        )
+        if result is None:
+            return None
         duration = time.monotonic() - started
         self.health.success("github", "incidents", duration)
         log.info(

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -24,15 +24,17 @@ from exporter.explaining import explain
 from exporter.health import Health
 from exporter.http import HttpApp
 from exporter.ingesting import GitOpsIngester, IngestResult, Repos
-from exporter.ingesting_github import ChangeResolver, IncidentIngester, IncidentResult, ResolveResult, StoreCache
 from exporter.metrics import DoraCollector, Exposition, SnapshotHolder
 from exporter.model import PairKey
-from exporter.sources import argocd as argocd_source
-from exporter.sources.github import Client, Settings
 from exporter.sources.webhooks import GitHubWebhook, parse_argocd_notification
 from exporter.store import Store
 from exporter.store.db import LazyHistories
 from exporter.syncing import ArgoIngester
+
+if TYPE_CHECKING:  # loaded at run time only when their source is configured: each client costs ~45 MB
+    from exporter.ingesting_github import ChangeResolver, IncidentIngester, IncidentResult, ResolveResult
+    from exporter.sources import argocd as argocd_source
+    from exporter.sources.github import Client, Settings
 
 log = structlog.get_logger(__name__)
 _R = TypeVar("_R")
@@ -71,7 +73,11 @@ class Daemon:
         self.incidents: IncidentIngester | None = None
         self.github_repos = any(s.repo and s.repo.startswith(GITHUB_REPO_PREFIX) for s in cfg.services)
         parts: dict[str, list[str]] = {"gitops": [g.key for g in cfg.gitops]}
+        self.resolver: ChangeResolver | None = None
         if cfg.github.enabled:
+            from exporter.ingesting_github import IncidentIngester, StoreCache
+            from exporter.sources.github import Client
+
             self.github = Client(github_settings(cfg), StoreCache(self.store))
             if cfg.github.incidents.repos:
                 self.incidents = IncidentIngester(cfg, self.store, self.github)
@@ -79,7 +85,10 @@ class Daemon:
             if github_parts:
                 parts["github"] = github_parts
         self.repos = Repos(cfg, self.github)
-        self.resolver = ChangeResolver(cfg, self.store, self.repos) if self.github and self.github_repos else None
+        if self.github is not None and self.github_repos:
+            from exporter.ingesting_github import ChangeResolver
+
+            self.resolver = ChangeResolver(cfg, self.store, self.repos)
         if cfg.argocd.enabled:
             parts["argocd"] = [ns or "*" for ns in (cfg.argocd.namespaces or ("",))]
         self.health = Health(parts)
@@ -106,14 +115,18 @@ class Daemon:
         if cfg.github.enabled and cfg.secrets.github_webhook_secret:
             self.webhook = GitHubWebhook(cfg.secrets.github_webhook_secret, self.on_github_event)
         self.argo = ArgoIngester(cfg, self.store, self.repos) if cfg.argocd.enabled else None
-        self.argo_settings = argocd_source.WatchSettings(
-            namespaces=cfg.argocd.namespaces,
-            label_selector=cfg.argocd.label_selector,
-            connect_timeout=cfg.argocd.connect_timeout,
-            read_timeout=cfg.argocd.read_timeout,
-            watch_timeout=cfg.argocd.watch_timeout,
-            backoff=cfg.argocd.backoff,
-        )
+        self.argo_settings: argocd_source.WatchSettings | None = None
+        if cfg.argocd.enabled:
+            from exporter.sources import argocd as argocd_source
+
+            self.argo_settings = argocd_source.WatchSettings(
+                namespaces=cfg.argocd.namespaces,
+                label_selector=cfg.argocd.label_selector,
+                connect_timeout=cfg.argocd.connect_timeout,
+                read_timeout=cfg.argocd.read_timeout,
+                watch_timeout=cfg.argocd.watch_timeout,
+                backoff=cfg.argocd.backoff,
+            )
         self._threads: list[threading.Thread] = []
         self._argo_pairs: set[PairKey] = set()
         self._load_argocd_live()
@@ -205,12 +218,16 @@ class Daemon:
 
     def _guard(self, name: str, namespace: str | None) -> None:
         """Run one watch until stop; a crash is logged, counted and restarted after a backoff step."""
+        from exporter.sources import argocd as argocd_source
+
+        settings = self.argo_settings
+        assert settings is not None  # watches run only with the Argo CD source configured
         attempt = 0
         while not self.stop.is_set():
             try:
                 api = argocd_source.load_api(self.cfg.argocd.kubeconfig, self.cfg.argocd.context)
                 try:
-                    argocd_source.Watcher(api, self.argo_settings, namespace, _ArgoListener(self)).run(self.stop)
+                    argocd_source.Watcher(api, settings, namespace, _ArgoListener(self)).run(self.stop)
                 finally:
                     api.close()  # type: ignore[no-untyped-call]
             except SourceError as exc:
@@ -224,7 +241,7 @@ class Daemon:
                     log.info("argocd.watch_stopped", thread=name)
                     return
                 log.error("argocd.watch_exited_unexpectedly", thread=name)
-            self.stop.wait(self.argo_settings.delay(attempt))
+            self.stop.wait(settings.delay(attempt))
             attempt += 1
         log.info("argocd.watch_cancelled", thread=name)
 
@@ -243,7 +260,9 @@ class Daemon:
             return 503, "store unavailable"
         outcome = "recorded" if new else "duplicate"
         if new and note.started_at:
-            started = argocd_source.parse_time(note.started_at)
+            from exporter.sources.argocd import parse_time
+
+            started = parse_time(note.started_at)
             if started is not None and self.store.argocd_operation_known(note.uid, started.timestamp()):
                 outcome = "known"  # the watch saw this operation first: the hint adds nothing
         self.health.count("webhook_events", f"argocd:{outcome}")
@@ -304,6 +323,8 @@ class Daemon:
         """One guarded pass over deployments whose changes are read through GitHub, within the budget."""
         if self.resolver is None or self.github is None:
             return None
+        from exporter.ingesting_github import ResolveResult
+
         started = time.monotonic()
         result = self._github_pass("changes", self._resolve_busy, self._resolver_poll, ResolveResult)
         if result is None:
@@ -378,6 +399,8 @@ class Daemon:
             self._incidents_waiting = True
             return None
         horizon = min(self._gitops_read_at.values(), default=None)
+        from exporter.ingesting_github import IncidentResult
+
         started = time.monotonic()
         result = self._github_pass(
             "incidents", self._github_busy, lambda: self._incidents_poll(horizon), IncidentResult
@@ -527,6 +550,8 @@ def github_settings(cfg: Config) -> Settings:
     """Client settings from the ``github:`` section and the secrets. A rate-limit wait never
     exceeds a job's budget: a job returns within its budget and the next run resumes."""
     g, sec = cfg.github, cfg.secrets
+    from exporter.sources.github import Settings
+
     return Settings(
         base_url=g.base_url,
         token=sec.github_token,

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -22,8 +23,10 @@ from exporter.model import Deployment, DeploymentSource, FailureReason, Manifest
 from exporter.sources import gitops
 from exporter.sources.commitgraph import ChangeLister, CommitGraph
 from exporter.sources.git import Git, fetch, open_repo
-from exporter.sources.github import Client, GitHubRepo
 from exporter.store import Store, Tx
+
+if TYPE_CHECKING:
+    from exporter.sources.github import Client
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +89,8 @@ class Repos:
         if repo.startswith(GITHUB_REPO_PREFIX):
             if self.github is None:
                 raise SourceError("github", "not_configured", f"{repo} needs the GitHub source")
+            from exporter.sources.github import GitHubRepo
+
             return GitHubRepo(
                 self.github, repo.removeprefix(GITHUB_REPO_PREFIX), self.cfg.change_start == "pr_first_commit"
             )

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -21,7 +21,6 @@ from exporter.config import AppMapping, Config
 from exporter.correlate import image_version, within
 from exporter.errors import SourceError
 from exporter.model import Deployment, DeploymentSource, FailureReason, Skip
-from exporter.sources.argocd import App, HistoryEntry, Operation
 from exporter.sources.git import Git
 from exporter.store import ArgoApp, Store, Tx
 
@@ -31,6 +30,9 @@ class Repos(Protocol):
 
     def get(self, repo: str, key: str, refresh: bool) -> Git: ...
 
+
+if TYPE_CHECKING:  # annotations only: the kubernetes client loads with the watch, not with this module
+    from exporter.sources.argocd import App, HistoryEntry, Operation
 
 log = structlog.get_logger(__name__)
 

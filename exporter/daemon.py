@@ -330,7 +330,6 @@ class Daemon:
         if result is None:
             return None
         duration = time.monotonic() - started
-        self.health.success("github", "changes", duration)
         log.info(
             "github.changes_read",
             deployments=result.deployments,
@@ -348,14 +347,17 @@ class Daemon:
     def _github_pass(
         self, part: str, busy: threading.Lock, run: Callable[[], _R], stopped: Callable[..., _R]
     ) -> _R | None:
-        """Run one GitHub job within ``github.budget``: a spent budget is a normal stop (what was
-        applied stays; the next run resumes), any other fault is logged, counted on the source's
+        """Run one GitHub job within ``github.budget`` and record its health: a spent budget is a
+        normal stop (what was applied stays; the next run resumes), any other fault is logged, counted on the source's
         part and ends the pass with ``None``; nothing propagates into the scheduler."""
         assert self.github is not None
+        started = time.monotonic()
         with busy:
             try:
                 with self.github.budget(self.cfg.github.budget):
-                    return run()
+                    result = run()
+                self.health.success("github", part, time.monotonic() - started)
+                return result
             except SourceError as exc:
                 if exc.kind != "budget_exhausted":
                     self.health.failure("github", part, exc.kind, str(exc))
@@ -363,6 +365,7 @@ class Daemon:
                     self.recompute()  # whatever was applied before the fault is served
                     return None
                 log.info(f"github.{part}_budget_exhausted", budget=self.cfg.github.budget)
+                self.health.success("github", part, time.monotonic() - started)  # a normal stop, not a fault
                 return stopped(stopped=True)
             except StoreError as exc:
                 self.health.failure("github", part, "store", str(exc))
@@ -408,7 +411,6 @@ class Daemon:
         if result is None:
             return None
         duration = time.monotonic() - started
-        self.health.success("github", "incidents", duration)
         log.info(
             "github.incidents_polled",
             issues=result.issues,

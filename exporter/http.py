@@ -88,28 +88,17 @@ class HttpApp:
 
     def serve_webhooks(self, host: str, port: int) -> tuple[str, int]:
         """The webhook listener: separate from ``/metrics`` so it can be exposed alone."""
-        app = self
-
-        class Handler(_WebhookHandler):
-            pass
-
-        Handler.app = app
-        server = _Server((host, port), Handler)
-        self._servers.append(server)
-        threading.Thread(target=server.serve_forever, name=f"webhooks-{port}", daemon=True).start()
-        bound = server.server_address
-        return str(bound[0]), int(bound[1])
+        return self._listen(host, port, _WebhookHandler, "webhooks")
 
     def serve(self, host: str, port: int) -> tuple[str, int]:
-        app = self
+        return self._listen(host, port, _Handler, "http")
 
-        class Handler(_Handler):
-            pass
-
-        Handler.app = app
-        server = _Server((host, port), Handler)
+    def _listen(self, host: str, port: int, base: type[Any], name: str) -> tuple[str, int]:
+        """A threading server for ``base``'s routes on its own thread; returns the bound address."""
+        handler = type(f"{base.__name__}Bound", (base,), {"app": self})
+        server = _Server((host, port), handler)
         self._servers.append(server)
-        threading.Thread(target=server.serve_forever, name=f"http-{port}", daemon=True).start()
+        threading.Thread(target=server.serve_forever, name=f"{name}-{port}", daemon=True).start()
         bound = server.server_address
         return str(bound[0]), int(bound[1])
 

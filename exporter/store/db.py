@@ -82,6 +82,14 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _pair_filter(service: str | None, environment: str | None) -> tuple[str, list[str]]:
+    """A ``WHERE`` clause (or nothing) selecting one service and/or environment, and its arguments."""
+    parts = [(col, v) for col, v in (("service", service), ("environment", environment)) if v]
+    if not parts:
+        return "", []
+    return " WHERE " + " AND ".join(f"{col} = ?" for col, _ in parts), [v for _, v in parts]
+
+
 def _start_column(change_start: str, prefix: str) -> str:
     """The SQL expression of a change's start for ``change_start`` (DESIGN §2), columns prefixed."""
     if change_start == "author_time":
@@ -116,15 +124,9 @@ class _Reads:
         return None if row is None else _deployment(row)
 
     def deployments(self, service: str | None = None, environment: str | None = None) -> list[Deployment]:
-        sql = f"SELECT {_DEPLOYMENT_COLS} FROM deployments WHERE 1=1"  # noqa: S608
-        args: list[str] = []
-        if service:
-            sql += " AND service = ?"
-            args.append(service)
-        if environment:
-            sql += " AND environment = ?"
-            args.append(environment)
-        return [_deployment(r) for r in self.conn.execute(sql + " ORDER BY deployed_at, id", args)]
+        where, args = _pair_filter(service, environment)
+        sql = f"SELECT {_DEPLOYMENT_COLS} FROM deployments{where} ORDER BY deployed_at, id"  # noqa: S608
+        return [_deployment(r) for r in self.conn.execute(sql, args)]
 
     def changes_of(self, deployment_id: int) -> list[Change]:
         rows = self.conn.execute(
@@ -195,15 +197,9 @@ class _Reads:
         return None if row is None else (row[0], str(row[1]))
 
     def failures(self, service: str | None = None, environment: str | None = None) -> list[Failure]:
-        sql = f"SELECT {_FAILURE_COLS} FROM failures WHERE 1=1"  # noqa: S608
-        args: list[str] = []
-        if service:
-            sql += " AND service = ?"
-            args.append(service)
-        if environment:
-            sql += " AND environment = ?"
-            args.append(environment)
-        return [_failure(r) for r in self.conn.execute(sql + " ORDER BY started_at, id", args)]
+        where, args = _pair_filter(service, environment)
+        sql = f"SELECT {_FAILURE_COLS} FROM failures{where} ORDER BY started_at, id"  # noqa: S608
+        return [_failure(r) for r in self.conn.execute(sql, args)]
 
     def argocd_app(self, uid: str) -> ArgoApp | None:
         row = self.conn.execute(

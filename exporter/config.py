@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,7 +61,7 @@ class GitOpsRepo:
     poll_interval: float
     manifests: tuple[ManifestRule, ...]
 
-    @property
+    @cached_property  # read once per deployment by the ingester
     def key(self) -> str:
         """A stable, filesystem-safe id for the mirror directory and the store cursor."""
         base = re.sub(r"[^A-Za-z0-9._-]+", "_", self.repo.rstrip("/").rsplit("/", 1)[-1])[:40]
@@ -240,7 +241,14 @@ class Config:
     github: GitHubConfig = field(default_factory=GitHubConfig)
 
     def service(self, name: str) -> ServiceConfig | None:
-        return next((s for s in self.services if s.name == name), None)
+        return self._services_by_name.get(name)
+
+    @cached_property  # the ingester looks a service up per deployment
+    def _services_by_name(self) -> dict[str, ServiceConfig]:
+        out: dict[str, ServiceConfig] = {}
+        for s in self.services:
+            out.setdefault(s.name, s)  # the first of duplicate names, as a linear search would
+        return out
 
     def redacted(self) -> dict[str, Any]:
         """The effective configuration as plain data, secrets replaced by ``<redacted>``/``<unset>``."""

@@ -273,7 +273,7 @@ def test_replaying_the_whole_history_over_existing_rows_changes_nothing(tmp_path
 
 # -- kill -9 mid-ingest --------------------------------------------------------------------------
 
-DEMO_DAYS = 80  # 689 manifest commits: more than one batch of BATCH_COMMITS (500)
+DEMO_DAYS = 80  # 689 manifest commits: several batches (100, 200, 400, ...)
 DEMO_END = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 

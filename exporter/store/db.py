@@ -457,12 +457,10 @@ class Tx(_Reads):
         baseline: bool,
     ) -> tuple[int, bool]:
         """Insert a deployment unless its natural key exists; returns (id, inserted)."""
-        row = self.conn.execute("SELECT id FROM deployments WHERE natural_key = ?", (natural_key,)).fetchone()
-        if row is not None:
-            return int(row[0]), False
-        cur = self.conn.execute(
+        rows = self.conn.execute(
             "INSERT INTO deployments (service, environment, version, deployed_at, source, natural_key, "
-            "manifest_repo, manifest_commit, commit_sha, message, baseline) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "manifest_repo, manifest_commit, commit_sha, message, baseline) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (natural_key) DO NOTHING RETURNING id",
             (
                 service,
                 environment,
@@ -476,9 +474,11 @@ class Tx(_Reads):
                 message,
                 int(baseline),
             ),
-        )
-        assert cur.lastrowid is not None
-        return cur.lastrowid, True
+        ).fetchall()  # drained, so the statement is finished before the transaction commits
+        if rows:
+            return int(rows[0][0]), True
+        row = self.conn.execute("SELECT id FROM deployments WHERE natural_key = ?", (natural_key,)).fetchone()
+        return int(row[0]), False
 
     def relink_deployment(self, deployment_id: int, natural_key: str, manifest_commit: str) -> None:
         """Point a deployment whose manifest commit was force-pushed away at its rewritten commit."""
@@ -711,7 +711,9 @@ class Tx(_Reads):
     def unclaimed_argocd_deployment(self, service: str, environment: str, manifest_commit: str) -> Deployment | None:
         """An Argo CD deployment of a manifest commit that no GitOps commit has explained yet."""
         row = self.conn.execute(
-            f"SELECT {_DEPLOYMENT_COLS} FROM deployments d WHERE service = ? AND environment = ? "  # noqa: S608
+            # unary + keeps the planner off the pair index: that walks every deployment of the pair
+            # (this runs once per GitOps deployment), the manifest index finds the few candidates
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments d WHERE +service = ? AND +environment = ? "  # noqa: S608
             "AND source = 'argocd' AND manifest_commit = ? AND manifest_repo IS NULL "
             "AND EXISTS (SELECT 1 FROM argocd_history h WHERE h.deployment_id = d.id) "  # a sync that succeeded
             "ORDER BY deployed_at, id LIMIT 1",

@@ -18,6 +18,7 @@ import yaml
 
 from exporter.config import GitOpsRepo, ManifestRule, Names
 from exporter.model import ManifestValue, Skip, utc
+from exporter.sources import yamlscan
 from exporter.sources.git import Git
 
 SOURCE = "gitops"
@@ -89,15 +90,9 @@ class Extractor:
         text = data.decode("utf-8", errors="replace")
         out: list[tuple[str, str, str]] = []
         if rule.yaml_key is not None:
-            try:
-                doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - BaseLoader builds plain str/list/dict only
-            except yaml.YAMLError:
-                return (), "malformed_manifest"
-            value = _walk(doc, rule.yaml_key)
-            if value is None or value == "":
-                return (), "missing_key"
-            if not isinstance(value, str):
-                return (), "non_scalar_value"
+            value, reason = yaml_value(text, rule.yaml_key)
+            if value is None:
+                return (), reason
             service = rule.service or parts.get("service")
             env = rule.environment or parts.get("environment")
             assert service is not None and env is not None  # config validation guarantees one of them
@@ -114,6 +109,29 @@ class Extractor:
             if not out:
                 return (), "missing_key"
         return tuple(out), None
+
+
+def yaml_value(text: str, keys: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """``(value, None)`` or ``(None, unmatched reason)`` for the scalar at ``keys`` in a YAML text.
+
+    Plain block YAML is read by the line scanner; whatever it cannot decide, by the YAML library."""
+    found = yamlscan.lookup(text, keys)
+    if found is not None:
+        kind, value = found
+        return (value, None) if kind == "value" else (None, _REASONS[kind])
+    try:
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - BaseLoader builds plain str/list/dict only
+    except yaml.YAMLError:
+        return None, "malformed_manifest"
+    value = _walk(doc, keys)
+    if value is None or value == "":
+        return None, "missing_key"
+    if not isinstance(value, str):
+        return None, "non_scalar_value"
+    return value, None
+
+
+_REASONS = {"missing": "missing_key", "non_scalar": "non_scalar_value"}
 
 
 def _parse_raw(line: str) -> _Entry | None:

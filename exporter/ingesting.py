@@ -201,6 +201,7 @@ class GitOpsIngester:
         result = IngestResult(head)
         if cursor == head:
             return result
+        self._warm_graphs(git)
         extractor = gitops.Extractor(self.repo, self.cfg.names, git)
         if cursor is not None and (git.resolve(cursor) is None or not git.is_ancestor(cursor, head)):
             return self._reconcile(git, extractor, cursor, head, result)
@@ -210,18 +211,27 @@ class GitOpsIngester:
         state = self.store.gitops_state(self.repo.key)
         size = BATCH_FIRST
         try:
-            while True:
-                done = self._batch(git, commits, state, head, stop, result, size)
-                size = min(size * 2, BATCH_MAX)
-                if progress:
-                    progress(result.commits, total)
-                if done:
-                    return result
-                if stop.is_set():
-                    result.stopped = True
-                    return result
+            with self.store.bulk_writes():
+                while True:
+                    done = self._batch(git, commits, state, head, stop, result, size)
+                    size = min(size * 2, BATCH_MAX)
+                    if progress:
+                        progress(result.commits, total)
+                    if done:
+                        return result
+                    if stop.is_set():
+                        result.stopped = True
+                        return result
         finally:
             commits.close()
+
+    def _warm_graphs(self, git: Git) -> None:
+        """Start loading the source repositories' commit graphs on threads, so that their git
+        processes run beside the one reading the GitOps history rather than after it."""
+        for repo in dict.fromkeys(s.repo for s in self.cfg.services if s.repo and not self.repos.deferred(s.repo)):
+            lister = self.repos.lister(repo, self.repo.repo, git)
+            if isinstance(lister, CommitGraph):
+                threading.Thread(target=_warm, args=(lister,), name="commitgraph-warm", daemon=True).start()
 
     def _batch(
         self,
@@ -389,6 +399,13 @@ class GitOpsIngester:
             dep_id,
         )
         return True
+
+
+def _warm(graph: CommitGraph) -> None:
+    try:
+        graph.warm()
+    except Exception as exc:  # noqa: BLE001 - the ingest asks again and reports a failure itself
+        log.debug("commitgraph.warm_failed", error=str(exc))
 
 
 def _known(lister: ChangeLister, d: Deployment | None) -> bool:

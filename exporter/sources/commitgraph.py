@@ -179,6 +179,15 @@ class CommitGraph:
         self._tips.extend(r for r in revs if r in index)
         log.debug("commitgraph.loaded", repo=str(self.git.path), commits=added, total=len(self._shas))
 
+    def warm(self) -> None:
+        """Load every ref's history and bring every registered path filter up to date before the
+        first question: an ingest runs this on a thread, so that git builds the graph while the
+        GitOps history is being read, instead of after it."""
+        with self._lock:
+            self._ensure(sorted(self._ref_tips()))
+            if any(t.loads < len(self._loads) for t in self._touching.values()):
+                self._catch_up()
+
     def prepare(self, filters: Iterable[Sequence[str]]) -> None:
         """Register the path filters that will be asked for, so that one pass of git lists the
         touching commits of all of them instead of one pass per filter."""

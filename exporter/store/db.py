@@ -34,6 +34,9 @@ from exporter.model import (
 )
 from exporter.store.schema import MIGRATIONS
 
+BULK_CACHE_MB = 64
+DEFAULT_CACHE_PAGES = -2000  # SQLite's default: 2 MB per connection
+
 _DEPLOYMENT_COLS = (
     "id, service, environment, version, deployed_at, source, manifest_commit, commit_sha, message, rework, baseline"
 )
@@ -929,6 +932,20 @@ class Store(_Reads):
         finally:
             self._depth -= 1
         self._writer.execute("RELEASE nested")
+
+    @contextmanager
+    def bulk_writes(self, cache_mb: int = BULK_CACHE_MB) -> Iterator[None]:
+        """A larger page cache for the writer while many rows go in (a first ingest inserts into
+        four B-trees at random keys, and misses the default 2 MB cache on most of them); given
+        back afterwards, so a daemon at steady state does not keep it."""
+        with self._write_lock:
+            self._writer.execute(f"PRAGMA cache_size=-{int(cache_mb) * 1024}")
+        try:
+            yield
+        finally:
+            with self._write_lock:
+                self._writer.execute(f"PRAGMA cache_size={DEFAULT_CACHE_PAGES}")
+                self._writer.execute("PRAGMA shrink_memory")
 
     def checkpoint(self) -> None:
         """Fold the WAL into the main file so a stopped daemon leaves one self-contained file."""

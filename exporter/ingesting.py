@@ -183,8 +183,10 @@ class GitOpsIngester:
         self.store = store
         self.repos = repos
         self.cursor_name = f"gitops:{repo.key}"
+        self._listers: dict[str, ChangeLister] = {}
 
     def poll(self, stop: threading.Event | None = None, progress: Progress | None = None) -> IngestResult:
+        self._listers.clear()
         stop = stop or threading.Event()
         git = self.repos.get(self.repo.repo, self.repo.key, refresh=True)
         head = git.resolve(f"refs/heads/{self.repo.branch}") or git.resolve(self.repo.branch)
@@ -328,7 +330,9 @@ class GitOpsIngester:
         commit: str | None = None
         deferred = svc is not None and svc.repo is not None and self.repos.deferred(svc.repo)
         if svc is not None and svc.repo and not deferred:
-            source_git = self.repos.lister(svc.repo, self.repo.repo, gitops_git)
+            source_git = self._listers.get(svc.repo)
+            if source_git is None:  # looked up once per poll, not per deployment
+                source_git = self._listers[svc.repo] = self.repos.lister(svc.repo, self.repo.repo, gitops_git)
             candidate = tag_commit_candidate(value.value, svc.tag_pattern)
             commit = source_git.resolve(candidate) if candidate else None
             if commit is None and tx.record_skip(

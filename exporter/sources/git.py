@@ -7,6 +7,7 @@ one long-lived ``cat-file --batch`` process instead of a process per object.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -14,7 +15,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, cast
 
 import structlog
 
@@ -30,6 +31,17 @@ _ENV = {
     "LC_ALL": "C",
 }
 _SHA = re.compile(r"[0-9a-f]{40}")
+STREAM_CHUNK = 1 << 16
+
+
+def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
+    """Write a process's whole input, then close it; a process that ended early just stops it."""
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+        proc.stdin.close()
+    except OSError:  # the reader killed it, or it failed: the reader reports that
+        pass
 
 
 def _is_remote(repo: str) -> bool:
@@ -81,15 +93,50 @@ class Git:
 
     def stream(self, *args: str) -> Iterator[str]:
         """Lines of one long git command, read as they come; a non-zero exit raises at the end."""
+        return self._lines(args, None)
+
+    def first_parent_diffs(self, rev_range: str, fmt: str, paths: Sequence[str]) -> Iterator[str]:
+        """The lines of ``git log --first-parent --diff-merges=first-parent --reverse --raw
+        --no-abbrev --no-renames --format=<fmt> <rev_range> -- <paths>``, from the oldest commit on.
+
+        ``git log --reverse`` computes every diff before it prints its first line (seconds on a
+        long history, with the ingest waiting). Listing the commits first, which needs no diff,
+        and having ``git diff-tree --stdin`` diff each against its first parent streams the same
+        lines while git computes them.
+        """
+        order = self.run("rev-list", "--first-parent", "--reverse", "--parents", rev_range)
+        # "<commit> <first parent>" (a root: the commit alone); further parents would make it a merge diff
+        todo = "".join(" ".join(line.split(" ", 2)[:2]) + "\n" for line in order.splitlines() if line).encode()
+        args = ("diff-tree", "--stdin", "--root", "-r", "--raw", "--no-abbrev", "--no-renames")
+        return self._lines((*args, f"--pretty=format:{fmt}", "--", *paths), todo)
+
+    def _lines(self, args: Sequence[str], stdin: bytes | None) -> Iterator[str]:
         try:
-            proc = subprocess.Popen(self._cmd(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_ENV)
+            proc = subprocess.Popen(
+                self._cmd(args),
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=_ENV,
+            )
         except OSError as exc:
             raise SourceError("git", "git_missing", f"cannot run git: {exc}") from exc
         assert proc.stdout is not None
+        if stdin is not None:
+            threading.Thread(target=_feed, args=(proc, stdin), name="git-stdin-writer", daemon=True).start()
         completed = False
         try:
-            for raw in proc.stdout:
-                yield raw.decode(errors="replace").rstrip("\n")
+            # whole chunks split at once: a line-by-line read costs more than git's own work
+            # for the long logs of a first ingest
+            rest = b""
+            reader = cast(io.BufferedReader, proc.stdout)  # Popen's default buffering
+            while chunk := reader.read1(STREAM_CHUNK):
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+                for raw in lines:
+                    yield raw.decode(errors="replace")
+            if rest:
+                yield rest.decode(errors="replace")
             completed = True
         finally:
             if not completed:

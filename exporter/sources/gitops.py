@@ -1,7 +1,8 @@
 """GitOps source: deployed values per (service, environment) from a manifest repository's history.
 
-One streaming ``git log --first-parent --raw`` over the new range lists, per commit, the blobs of
-matching files that changed (merges diffed against their first parent); each new blob is read once
+One streaming first-parent ``--raw`` diff of the new range (``Git.first_parent_diffs``) lists, per
+commit, the blobs of matching files that changed (merges diffed against their first parent); each
+new blob is read once
 through ``cat-file --batch`` and parsed. A value that differs from the last one seen for its
 (service, environment) is a deployment. Deleting, moving or re-adding a file with the same value
 changes nothing, because the state is kept per (service, environment), not per file.
@@ -147,22 +148,10 @@ def read_commits(
     git: Git, repo: GitOpsRepo, extractor: Extractor, rev_range: str
 ) -> Generator[CommitValues, None, None]:
     """Stream the values set by each first-parent commit in ``rev_range``, oldest first."""
-    args = [
-        "log",
-        "--first-parent",
-        "--diff-merges=first-parent",
-        "--reverse",
-        "--raw",
-        "--no-abbrev",
-        "--no-renames",
-        "--format=%x1e%H%x1f%ct%x1f%s",
-        rev_range,
-        "--",
-        *sorted({r.pathspec for r in repo.manifests}),
-    ]
+    lines = git.first_parent_diffs(rev_range, "%x1e%H%x1f%ct%x1f%s", sorted({r.pathspec for r in repo.manifests}))
     # commits are read ahead in groups so that their blobs are fetched in one pipelined pass
     pending: list[tuple[CommitValues, list[_Entry]]] = []
-    for line in git.stream(*args):
+    for line in lines:
         if line.startswith("\x1e"):
             if len(pending) >= READ_AHEAD:
                 yield from _parsed(extractor, pending)

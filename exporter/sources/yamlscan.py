@@ -66,29 +66,30 @@ def _is_item(content: str) -> bool:
 class _Scanner:
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
-        self.i = 0
+        # (line number, indent, content) of every line that is not blank or a comment, found once
+        self.items: list[tuple[int, int, str]] = []
+        for n, line in enumerate(lines):
+            line = line.rstrip(" ")
+            content = line.lstrip(" ")
+            if content and content[0] != "#":
+                self.items.append((n, len(line) - len(content), content))
+        self.k = 0
         self.pending: tuple[int, str] | None = None  # a compact mapping's first key, after its "- "
 
     def peek(self) -> tuple[int, str] | None:
         """(indent, content) of the next line that is not blank or a comment."""
         if self.pending is not None:
             return self.pending
-        lines, i = self.lines, self.i
-        while i < len(lines):
-            line = lines[i].rstrip(" ")
-            content = line.lstrip(" ")
-            if content and not content.startswith("#"):
-                self.i = i  # skipped lines stay skipped
-                return len(line) - len(content), content
-            i += 1
-        self.i = i
+        if self.k < len(self.items):
+            _, indent, content = self.items[self.k]
+            return indent, content
         return None
 
     def consume(self) -> None:
         if self.pending is not None:
             self.pending = None
         else:
-            self.i += 1
+            self.k += 1
 
     def document(self) -> Node:
         first = self.peek()
@@ -179,7 +180,8 @@ class _Scanner:
     def skip_block_scalar(self, indent: int) -> None:
         """Step over a block scalar's lines: those indented like its first non-empty line."""
         assert self.pending is None
-        lines, i = self.lines, self.i
+        lines = self.lines
+        i = self.items[self.k - 1][0] + 1  # the line after the header
         content_indent: int | None = None
         while i < len(lines):
             line = lines[i]
@@ -199,7 +201,8 @@ class _Scanner:
                     raise _Unsure
                 break
             i += 1
-        self.i = i
+        while self.k < len(self.items) and self.items[self.k][0] < i:
+            self.k += 1
 
 
 def _quoted(rest: str) -> str:

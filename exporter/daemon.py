@@ -154,7 +154,8 @@ class Daemon:
                 self.cfg.thresholds,
                 self.store.unmatched_counts(),
                 live,
-                self.store.changes_without_pull_request(),
+                # only the GitHub source looks for pull requests: without it the count is 0, no scan needed
+                self.store.changes_without_pull_request() if self.cfg.github.enabled else 0,
                 self.store.lead_time_phases() if self.cfg.github.lead_time_phases else None,
                 totals=self.store.totals(self.cfg.change_start, snapshot.LEAD_TIME_BUCKETS),
             )

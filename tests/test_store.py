@@ -19,6 +19,7 @@ import yaml
 from exporter.demo import generate
 from exporter.errors import StoreError
 from exporter.store import Store
+from exporter.store.db import window_leads_sql
 from exporter.store.schema import MIGRATIONS
 from tests.gitrepo import HOUR, MINUTE, T0, Exporter, GitRepo, manifest, values_yaml
 
@@ -89,7 +90,7 @@ def test_migrations_set_user_version_and_wal(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "dora.db"
     store = Store(path)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 3
+        assert store.schema_version == len(MIGRATIONS) == 4
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -133,6 +134,20 @@ def test_a_version_1_store_migrates_to_github_columns_keeping_its_changes(tmp_pa
         assert store.changes_without_pull_request() == 0
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("change_start", ["commit_time", "author_time", "pr_first_commit"])
+def test_a_windows_lead_times_are_read_from_indexes_alone(tmp_path: Path, change_start: str) -> None:
+    """Every recompute reads the longest window's lead times; visiting the changes table row by
+    row for them was most of a recompute on a large store."""
+    store = Store(tmp_path / "dora.db")
+    try:
+        plan = [r[3] for r in store.conn.execute("EXPLAIN QUERY PLAN " + window_leads_sql(change_start), ("s", "e", 0))]
+    finally:
+        store.close()
+    assert len(plan) == 2, plan
+    assert "COVERING INDEX deployments_pair" in plan[0]
+    assert "COVERING INDEX changes_deployment_start" in plan[1]
 
 
 def test_nested_transactions_are_savepoints_of_the_outer_one(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from exporter.model import (
 )
 from exporter.store.schema import MIGRATIONS
 
+_SOURCES = {s.value: s for s in DeploymentSource}  # an enum call per row is slower than a dict
 BULK_CACHE_MB = 64
 DEFAULT_CACHE_PAGES = -2000  # SQLite's default: 2 MB per connection
 
@@ -50,7 +51,7 @@ def _deployment(row: sqlite3.Row | tuple[Any, ...]) -> Deployment:
         environment=row[2],
         version=row[3],
         deployed_at=utc(row[4]),
-        source=DeploymentSource(row[5]),
+        source=_SOURCES[row[5]],
         manifest_commit=row[6],
         commit=row[7],
         message=row[8],
@@ -100,6 +101,20 @@ def _start_column(change_start: str, prefix: str) -> str:
     if change_start == "pr_first_commit":  # direct pushes fall back to their commit time
         return f"COALESCE({prefix}pr_first_commit_time, {prefix}commit_time)"
     return f"{prefix}commit_time"
+
+
+def window_leads_sql(change_start: str) -> str:
+    """(sha, deployment id, lead seconds) of the changes of one pair's deployments after a time.
+
+    Driven by the pair's deployments in the window (a change is always stored under the pair of
+    the deployment that carried it), not by all of the pair's changes, and answered from the
+    deployments_pair and changes_deployment_start indexes alone. The leads' order is irrelevant."""
+    start_col = _start_column(change_start, "c.")
+    return (
+        f"SELECT c.sha, c.deployment_id, MAX(0.0, d.deployed_at - {start_col}) FROM deployments d "  # noqa: S608
+        "JOIN changes c ON c.deployment_id = d.id AND c.service = d.service AND c.environment = d.environment "
+        "WHERE d.service = ? AND d.environment = ? AND d.deployed_at > ?"
+    )
 
 
 class _Reads:
@@ -303,7 +318,7 @@ class _Reads:
             (service, env, since - 1),
         ):
             d = Deployment(
-                row[0], service, env, row[3], utc(row[4]), DeploymentSource(row[5]), row[6], row[7], row[8],
+                row[0], service, env, row[3], utc(row[4]), _SOURCES[row[5]], row[6], row[7], row[8],
                 bool(row[9]), bool(row[10]),
             )  # fmt: skip
             when[d.id] = (row[4], d.deployed_at)
@@ -317,19 +332,11 @@ class _Reads:
             h.failures.append(f)
             if f.deployment_id is not None:
                 h.failed_deployment_ids.add(f.deployment_id)
-        start_col = _start_column(change_start, "c.")
-        rows = self.conn.execute(
-            # driven by the pair's deployments in the window (a change is always stored under the
-            # pair of the deployment that carried it), not by all of the pair's changes
-            f"SELECT c.sha, c.deployment_id, {start_col}, d.deployed_at FROM deployments d "  # noqa: S608
-            "JOIN changes c ON c.deployment_id = d.id AND c.service = d.service AND c.environment = d.environment "
-            "WHERE d.service = ? AND d.environment = ? AND d.deployed_at > ?",  # leads' order is irrelevant
-            (service, env, since - 1),
-        )
+        rows = self.conn.execute(window_leads_sql(change_start), (service, env, since - 1))
         dates = {dep_id: found[1] for dep_id, found in when.items()}
         h.leads = [
-            ChangeLead(service, env, sha, dep_id, dates[dep_id], max(0.0, deployed - start))
-            for sha, dep_id, start, deployed in rows
+            ChangeLead(service, env, sha, dep_id, dates[dep_id], lead)
+            for sha, dep_id, lead in rows
             if dep_id in dates  # a deployment committed between the two reads waits for the next recompute
         ]
         return h

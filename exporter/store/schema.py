@@ -166,4 +166,10 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 4: the index that finds a deployment's changes also carries their start times, so reading a
+    # window's lead times (every recompute) never visits the changes table itself
+    """
+    CREATE INDEX changes_deployment_start ON changes (deployment_id, commit_time, author_time, pr_first_commit_time);
+    DROP INDEX changes_deployment;
+    """,
 )

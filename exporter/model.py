@@ -66,12 +66,11 @@ class PullRequest:
     merged_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """A source commit that touched a service's paths.
 
     ``pr_checked`` says a source looked for its pull request; ``pull_request`` is ``None`` for a
-    direct push (or when nobody looked)."""
+    direct push (or when nobody looked). A named tuple: an ingest builds one per change."""
 
     sha: str
     author_time: datetime
@@ -81,9 +80,9 @@ class Change:
     pull_request: PullRequest | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Deployment:
-    """A (service, environment, version) reached at a time, as stored."""
+class Deployment(NamedTuple):
+    """A (service, environment, version) reached at a time, as stored. A named tuple: an ingest
+    and every recompute build one per deployment."""
 
     id: int
     service: str

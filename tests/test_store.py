@@ -26,7 +26,7 @@ from tests.gitrepo import HOUR, MINUTE, T0, Exporter, GitRepo, manifest, values_
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TABLES = {"deployments", "changes", "failures", "unmatched", "gitops_state", "cursors"} | {
     "argocd_apps", "argocd_history", "argocd_operations", "argocd_health", "argocd_gaps", "webhook_events",
-    "github_cache", "pending_changes",
+    "github_cache", "pending_changes", "github_deployments",
 }  # fmt: skip
 
 Rows = dict[str, list[tuple[Any, ...]]]
@@ -90,7 +90,7 @@ def test_migrations_set_user_version_and_wal(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "dora.db"
     store = Store(path)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 4
+        assert store.schema_version == len(MIGRATIONS) == 5
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

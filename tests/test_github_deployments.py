@@ -15,7 +15,7 @@ from exporter.ingesting_deployments import DeploymentIngester
 from exporter.ingesting_github import ChangeResolver, StoreCache
 from exporter.model import DeploymentSource, FailureReason
 from tests.github_support import client_for
-from tests.gitrepo import HOUR, MINUTE, T0, Exporter, GitRepo, manifest, values_yaml
+from tests.gitrepo import HOUR, MINUTE, T0, VALUES_RULE, Exporter, GitRepo, manifest, values_yaml
 from tests.support.fakegithub import FakeGitHub
 
 DAY = 24 * HOUR
@@ -331,3 +331,105 @@ def test_a_second_github_deployment_of_the_same_commit_is_a_redeploy(tmp_path: P
     times = [T0 + 2 * HOUR + 5 * MINUTE, T0 + 5 * HOUR + 10 * MINUTE, T0 + 5 * HOUR + 25 * MINUTE]
     assert [t for _, t, _, _ in _rows(e)] == times
     e.close()
+
+
+# -- the daemon: webhook, ingest, report --------------------------------------------------------
+
+
+def test_a_signed_deployment_status_webhook_runs_the_job_early(tmp_path: Path, fake: FakeGitHub) -> None:
+    import json
+    import threading
+
+    from exporter.config import parse
+    from exporter.daemon import Daemon
+    from tests.support.fakegithub import TOKEN
+    from tests.test_github_webhooks import SECRET, headers, post, sign
+    from tests.waiting import wait_until
+
+    repo = fake.repo(REPO)
+    sha = repo.commit("release", ["a"], T0)
+    gitops = GitRepo(tmp_path / "gitops")
+    gitops.commit("deploy", T0, {manifest("shop"): values_yaml("v1")})
+    raw = {
+        "store": {"path": str(tmp_path / "dora.db")},
+        "http": {"listen": "127.0.0.1:0", "webhook_listen": "127.0.0.1:0"},
+        "gitops": [{"repo": gitops.url, "poll_interval": "1h", "manifests": [VALUES_RULE]}],
+        "services": [{"name": "shop"}],
+        "github": {
+            "enabled": True,
+            "base_url": fake.base_url,
+            "poll_interval": "1h",
+            "deployments": {
+                "poll_interval": "1h",
+                "enabled": True,
+                "repos": [{"repo": REPO, "service": "shop"}],
+                "environments": {"production": "prod"},
+                "backfill": "100000d",
+            },
+        },
+    }  # fmt: skip
+    cfg = parse(raw, environ={"DORA_GITHUB_TOKEN": TOKEN, "DORA_GITHUB_WEBHOOK_SECRET": SECRET}, base_dir=tmp_path)
+    d = Daemon(cfg)
+    runner = threading.Thread(target=d.run, kwargs={"install_signals": False})
+    runner.start()
+    try:
+        wait_until(lambda: d.health.ready() and _list_requests(fake), 15, message="first deployments poll")
+        dep = repo.deployment(sha, "production", T0 + DAY)
+        repo.status(dep, "success", T0 + DAY + 60)
+        assert d.http is not None
+        port = d.http._servers[1].server_address[1]
+        body = json.dumps({"action": "created", "deployment_status": {"state": "success"}}).encode()
+        hook = headers("d-1", sign(body), "deployment_status")
+        assert post(f"http://127.0.0.1:{port}", body, hook)[0] == 202
+        wait_until(
+            lambda: any(x.source is DeploymentSource.GITHUB for x in d.store.deployments()), 15, message="early poll"
+        )
+        assert post(f"http://127.0.0.1:{port}", body, hook) == (200, "duplicate delivery")
+        github = [x.deployed_at.timestamp() for x in d.store.deployments("shop", "prod") if x.source.value == "github"]
+        assert github == [T0 + DAY + 60]
+        assert d.health.ready()
+    finally:
+        d.stop.set()
+        runner.join(20)
+    assert not runner.is_alive()
+
+
+def test_ingest_and_report_count_github_deployments_and_their_failures(tmp_path: Path, fake: FakeGitHub) -> None:
+    import json
+
+    import yaml
+
+    from tests.support.fakegithub import TOKEN, iso
+    from tests.test_github_e2e import cli
+
+    repo = fake.repo(REPO)
+    c0 = repo.commit("initial", ["services/shop/main.py"], T0)
+    c1 = repo.commit("feature", ["services/shop/a.py"], T0 + HOUR)
+    attempts = ((c0, T0 + 2 * HOUR, "success"), (c1, T0 + 3 * HOUR, "failure"), (c1, T0 + 4 * HOUR, "success"))
+    for sha, at, state in attempts:
+        dep = repo.deployment(sha, "production", at - 300)
+        repo.status(dep, "in_progress", at - 200)
+        repo.status(dep, state, at)
+    gitops = GitRepo(tmp_path / "gitops")
+    gitops.commit("empty", T0)
+    cfg = {
+        "store": {"path": "dora.db"},
+        "gitops": [{"repo": gitops.url, "manifests": [VALUES_RULE]}],
+        "services": [{"name": "shop", "repo": f"github:{REPO}", "paths": ["services/shop"]}],
+        "github": {
+            "enabled": True,
+            "base_url": fake.base_url,
+            "deployments": {"enabled": True, "environments": {"production": "prod"}, "backfill": "100000d"},
+        },
+    }  # fmt: skip
+    (tmp_path / "dora.yaml").write_text(yaml.safe_dump(cfg))
+    env = {"DORA_GITHUB_TOKEN": TOKEN}
+    ingest = cli("ingest", "--config", "dora.yaml", cwd=tmp_path, env=env)
+    assert ingest.returncode == 0, ingest.stderr
+    window = ("--since", iso(T0), "--until", iso(T0 + DAY))
+    report = cli("report", "--config", "dora.yaml", "--format", "json", *window, cwd=tmp_path, env=env)
+    assert report.returncode == 0, report.stderr
+    [row] = [r for r in json.loads(report.stdout)["rows"] if r["environment"] == "prod"]
+    assert row["deployments"] == 3 and row["failed_deployments"] == 1  # the failed attempt counts, and failed
+    assert row["changes"] == 1 and row["lead_time_median_seconds"] == 3 * HOUR  # c1: committed T0+1h, live T0+4h
+    assert row["restored_failures"] == 1 and row["time_to_restore_median_seconds"] == HOUR

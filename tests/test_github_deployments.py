@@ -28,6 +28,7 @@ def _setup(
     fake: FakeGitHub,
     service: dict[str, Any] | None = None,
     gitops: GitRepo | None = None,
+    top: dict[str, Any] | None = None,
     **deployments: Any,
 ) -> tuple[Exporter, DeploymentIngester]:
     gitops = gitops or GitRepo(tmp_path / "gitops")
@@ -48,6 +49,7 @@ def _setup(
                 **deployments,
             },
         },
+        **(top or {}),
     )
     e.github = client_for(fake, StoreCache(e.store))
     ing = DeploymentIngester(
@@ -433,3 +435,36 @@ def test_ingest_and_report_count_github_deployments_and_their_failures(tmp_path:
     assert row["deployments"] == 3 and row["failed_deployments"] == 1  # the failed attempt counts, and failed
     assert row["changes"] == 1 and row["lead_time_median_seconds"] == 3 * HOUR  # c1: committed T0+1h, live T0+4h
     assert row["restored_failures"] == 1 and row["time_to_restore_median_seconds"] == HOUR
+
+
+@pytest.mark.parametrize("github_last", [True, False], ids=["gitops-argo-github", "gitops-github-argo"])
+def test_with_argo_cd_too_it_is_still_one_deployment_with_argo_cds_time(
+    tmp_path: Path, fake: FakeGitHub, github_last: bool
+) -> None:
+    import dataclasses
+
+    from exporter.syncing import ArgoIngester
+    from tests.test_argocd_unify import argo_app
+
+    local = GitRepo(tmp_path / "src")
+    c0 = local.commit("initial", T0, {"services/shop/main.py": "0"})
+    gitops = GitRepo(tmp_path / "gitops")
+    m0 = gitops.commit(f"Promote to production: {c0[:7]}", T0 + HOUR, {manifest("shop"): values_yaml(c0[:7])})
+    fake.repo(REPO)
+    e, ing = _setup(
+        tmp_path, fake, service={"name": "shop", "repo": local.url}, gitops=gitops, top={"argocd": {"enabled": True}}
+    )
+    dep = fake.repo(REPO).deployment(c0, "production", T0 + HOUR + MINUTE)
+    fake.repo(REPO).status(dep, "success", T0 + HOUR + 10 * MINUTE)
+    repos = Repos(e.cfg)
+    argo = ArgoIngester(e.cfg, e.store, repos)
+    app = argo_app("u1", [(1, m0, datetime.fromtimestamp(T0 + HOUR + 2 * MINUTE, tz=UTC))])
+    app = dataclasses.replace(app, name="shop-prod")  # the fixture's app, for this service
+    e.poll()
+    for step in [lambda: argo.apply(app), ing.poll] if github_last else [ing.poll, lambda: argo.apply(app)]:
+        step()
+    [d] = e.store.deployments()
+    assert (d.version, d.commit, d.source) == (c0[:7], c0, DeploymentSource.ARGOCD)
+    assert d.deployed_at == datetime.fromtimestamp(T0 + HOUR + 2 * MINUTE, tz=UTC)  # Argo CD's sync start wins
+    repos.close()
+    e.close()

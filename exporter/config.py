@@ -170,6 +170,38 @@ class GitHubIncidents:
 
 
 @dataclass(frozen=True)
+class DeploymentRepo:
+    """A repository whose GitHub deployments are deployments of ``service``."""
+
+    repo: str  # owner/name
+    service: str
+
+
+@dataclass(frozen=True)
+class GitHubDeployments:
+    """The optional Deployments API source (``github.deployments``), off by default."""
+
+    enabled: bool = False
+    poll_interval: float = 300.0
+    repos: tuple[DeploymentRepo, ...] = ()  # effective: the explicit list plus every github: service repo
+    environments: Mapping[str, str] = field(default_factory=dict)  # GitHub environment -> exporter environment
+    match_window: float = 3600.0  # the same commit deployed this close in time by two sources is one deployment
+    backfill: float = 30 * 24 * 3600.0  # how far back the first read of a repository goes
+    pending_max_age: float = 24 * 3600.0  # a deployment not final this long after its creation is given up
+
+    def redacted(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "poll_interval": f"{self.poll_interval:g}s",
+            "repos": [{"repo": r.repo, "service": r.service} for r in self.repos],
+            "environments": dict(self.environments),
+            "match_window": f"{self.match_window:g}s",
+            "backfill": f"{self.backfill:g}s",
+            "pending_max_age": f"{self.pending_max_age:g}s",
+        }
+
+
+@dataclass(frozen=True)
 class GitHubConfig:
     """The ``github:`` section; secrets (token, App key, webhook secret) come from ``Secrets``."""
 
@@ -183,6 +215,7 @@ class GitHubConfig:
     app_installation_id: int | None = None
     lead_time_phases: bool = False
     incidents: GitHubIncidents = field(default_factory=GitHubIncidents)
+    deployments: GitHubDeployments = field(default_factory=GitHubDeployments)
 
     def redacted(self) -> dict[str, Any]:
         return {
@@ -209,6 +242,7 @@ class GitHubConfig:
                     for m in self.incidents.services
                 ],
             },
+            "deployments": self.deployments.redacted(),
         }
 
 
@@ -585,6 +619,7 @@ def _github(r: _Reader, services: tuple[ServiceConfig, ...]) -> GitHubConfig:
     inc.done()
     if repos_raw and not mappings:
         raise ConfigError(inc.key("services"), "needs at least one service mapping when repos are set")
+    deployments = _github_deployments(r.section("deployments"), services, enabled, poll)
     r.done()
     return GitHubConfig(
         enabled=enabled,
@@ -597,7 +632,67 @@ def _github(r: _Reader, services: tuple[ServiceConfig, ...]) -> GitHubConfig:
         app_installation_id=installation,
         lead_time_phases=phases,
         incidents=GitHubIncidents(tuple(repos_raw), label, window, env, tuple(mappings)),
+        deployments=deployments,
     )
+
+
+def _github_deployments(
+    r: _Reader, services: tuple[ServiceConfig, ...], github_enabled: bool, poll_default: float
+) -> GitHubDeployments:
+    """``github.deployments``: explicit repositories first, then every ``github:`` service repository."""
+    enabled = r.typed("enabled", bool, False)
+
+    def positive(name: str, default: str) -> float:
+        value = r.convert(name, parse_duration, default)
+        if value <= 0:
+            raise ConfigError(r.key(name), "must be positive")
+        return value
+
+    poll = positive("poll_interval", f"{poll_default:g}s")
+    window = r.convert("match_window", parse_duration, "1h")
+    if window < 0:
+        raise ConfigError(r.key("match_window"), "must not be negative")
+    backfill = positive("backfill", "30d")
+    max_age = positive("pending_max_age", "24h")
+    names = {s.name for s in services}
+    explicit: dict[str, str] = {}
+    for item in r.items("repos"):
+        repo = item.require("repo")
+        if not isinstance(repo, str) or not _OWNER_NAME.match(repo.removeprefix(GITHUB_REPO_PREFIX)):
+            raise ConfigError(item.key("repo"), "must be owner/name")
+        repo = repo.removeprefix(GITHUB_REPO_PREFIX)
+        svc = item.require("service")
+        if not isinstance(svc, str) or svc not in names:
+            raise ConfigError(item.key("service"), f"must name a configured service, got {svc!r}")
+        if repo in explicit:
+            raise ConfigError(item.key("repo"), f"{repo} is listed twice: a repository's deployments go to one service")
+        item.done()
+        explicit[repo] = svc
+    envs_raw = r.get("environments", {}) or {}
+    if not isinstance(envs_raw, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in envs_raw.items()
+    ):
+        raise ConfigError(r.key("environments"), "must map GitHub environment names to environment names")
+    r.done()
+    by_repo: dict[str, list[str]] = {}
+    for s in services:
+        if s.repo and s.repo.startswith(GITHUB_REPO_PREFIX):
+            by_repo.setdefault(s.repo.removeprefix(GITHUB_REPO_PREFIX), []).append(s.name)
+    repos = [DeploymentRepo(repo, svc) for repo, svc in explicit.items()]
+    for repo, owners in by_repo.items():
+        if repo in explicit or not enabled:
+            continue
+        if len(owners) > 1:
+            raise ConfigError(
+                r.key("repos"),
+                f"{repo} is the repository of {', '.join(owners)}: list it with the one service its deployments are",
+            )
+        repos.append(DeploymentRepo(repo, owners[0]))
+    if enabled and not github_enabled:
+        raise ConfigError(r.key("enabled"), "needs github.enabled: true")
+    if enabled and not repos:
+        raise ConfigError(r.key("repos"), "no repository to read: list {repo, service} or use a github: service repo")
+    return GitHubDeployments(enabled, poll, tuple(repos), dict(envs_raw), window, backfill, max_age)
 
 
 _OWNER_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -783,6 +878,11 @@ def parse(raw: Any, environ: Mapping[str, str] | None = None, base_dir: Path | N
     if not isinstance(envs_raw, list) or not all(isinstance(e, str) for e in envs_raw):
         raise ConfigError("environments", "must be a list of environment names")
     environments = tuple(dict.fromkeys([*envs_raw, prod]))
+    for gh_env, env in github.deployments.environments.items():
+        if env not in environments:
+            raise ConfigError(
+                f"github.deployments.environments.{gh_env}", f"{env!r} is not in environments (nor production)"
+            )
     argocd = _argocd(r.section("argocd"))
     r.done()
     return Config(

@@ -32,6 +32,7 @@ from exporter.store.db import LazyHistories
 from exporter.syncing import ArgoIngester
 
 if TYPE_CHECKING:  # loaded at run time only when their source is configured: each client costs ~45 MB
+    from exporter.ingesting_deployments import DeploymentIngester, DeploymentsResult
     from exporter.ingesting_github import ChangeResolver, IncidentIngester, IncidentResult, ResolveResult
     from exporter.sources import argocd as argocd_source
     from exporter.sources.github import Client, Settings
@@ -81,7 +82,11 @@ class Daemon:
             self.github = Client(github_settings(cfg), StoreCache(self.store))
             if cfg.github.incidents.repos:
                 self.incidents = IncidentIngester(cfg, self.store, self.github)
-            github_parts = [*(["changes"] if self.github_repos else []), *(["incidents"] if self.incidents else [])]
+            github_parts = [
+                *(["changes"] if self.github_repos else []),
+                *(["incidents"] if self.incidents else []),
+                *(["deployments"] if cfg.github.deployments.enabled else []),
+            ]
             if github_parts:
                 parts["github"] = github_parts
         self.repos = Repos(cfg, self.github)
@@ -89,6 +94,11 @@ class Daemon:
             from exporter.ingesting_github import ChangeResolver
 
             self.resolver = ChangeResolver(cfg, self.store, self.repos)
+        self.deployments: DeploymentIngester | None = None
+        if self.github is not None and cfg.github.deployments.enabled:
+            from exporter.ingesting_deployments import DeploymentIngester
+
+            self.deployments = DeploymentIngester(cfg, self.store, self.github, self.repos)
         if cfg.argocd.enabled:
             parts["argocd"] = [ns or "*" for ns in (cfg.argocd.namespaces or ("",))]
         self.health = Health(parts)
@@ -109,6 +119,7 @@ class Daemon:
         self._gitops_read_at: dict[str, datetime] = {}  # per repo: start of its last complete poll
         self._incidents_waiting = False
         self._resolve_busy = threading.Lock()
+        self._deployments_busy = threading.Lock()
         self.http: HttpApp | None = None
         self.scheduler: BackgroundScheduler | None = None
         self.webhook: GitHubWebhook | None = None
@@ -424,12 +435,46 @@ class Daemon:
         self.recompute()
         return result
 
+    def _deployments_poll(self) -> DeploymentsResult:
+        assert self.deployments is not None
+        return self.deployments.poll(self.stop)
+
+    def poll_github_deployments(self) -> DeploymentsResult | None:
+        """One guarded pass over the GitHub Deployments API within ``github.budget``; a webhook
+        ``deployment_status`` runs it early. Its own worker and lock: it never waits for a GitOps poll."""
+        if self.deployments is None or self.github is None:
+            return None
+        from exporter.ingesting_deployments import DeploymentsResult
+
+        started = time.monotonic()
+        result = self._github_pass("deployments", self._deployments_busy, self._deployments_poll, DeploymentsResult)
+        if result is None:
+            return None
+        log.info(
+            "github.deployments_polled",
+            read=result.read,
+            deployments=result.deployments,
+            matched=result.matched,
+            failures=result.failures,
+            restores=result.restores,
+            waiting=result.waiting,
+            stopped=result.stopped,
+            seconds=round(time.monotonic() - started, 3),
+        )
+        if result.changed or result.unmatched or result.stopped:
+            self.recompute()
+        if result.deployments and self.resolver is not None:
+            self._run_now("github-changes")  # the changes of new rows of github: services
+        if result.stopped and not self.stop.is_set():
+            self._run_now("github-deployments")  # the budget ran out with work left
+        return result
+
     def on_github_event(self, event: str, payload: dict[str, Any]) -> None:
         """A verified webhook: run the poll that would see it now instead of at its next interval."""
         log.info("webhook.github.event", github_event=event, action=payload.get("action"))
         jobs = {
             "issues": ["github-incidents"],
-            "deployment_status": [],
+            "deployment_status": ["github-deployments"],
             "push": [f"gitops-{i}" for i in range(len(self.ingesters))],
             "pull_request": [f"gitops-{i}" for i in range(len(self.ingesters))]
             if payload.get("action") == "closed"
@@ -440,6 +485,8 @@ class Daemon:
 
     def ingest_once(self, progress: bool = False) -> list[IngestResult | None]:
         results = [self.poll_gitops(ing, progress) for ing in self.ingesters]
+        while (deployed := self.poll_github_deployments()) is not None and deployed.stopped and deployed.read:
+            pass  # a one-shot ingest reads every deployment: each stopped pass resumes where it stopped
         while self.resolver is not None and self.resolver.pending():
             resolved = self.resolve_github_changes()  # a one-shot ingest reads every queued deployment
             if resolved is None or not (resolved.deployments or resolved.unresolved or resolved.stopped):
@@ -481,7 +528,7 @@ class Daemon:
         log.info("daemon.started", version=__version__, listen=f"{host}:{port}", repos=len(self.ingesters))
         scheduler = self.scheduler = BackgroundScheduler(
             # one worker per job: a slow GitHub job never waits for, or holds up, a GitOps poll
-            executors={"default": ThreadPoolExecutor(max_workers=len(self.ingesters) + 3)},
+            executors={"default": ThreadPoolExecutor(max_workers=len(self.ingesters) + 4)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
@@ -514,12 +561,20 @@ class Daemon:
                 name="github incidents",
                 next_run_time=datetime.now(UTC),
             )
+        if self.deployments is not None:
+            scheduler.add_job(
+                self.poll_github_deployments,
+                IntervalTrigger(seconds=self.cfg.github.deployments.poll_interval),
+                id="github-deployments",
+                name="github deployments",
+                next_run_time=datetime.now(UTC),
+            )
         scheduler.start()
         self.stop.wait()
         log.info("daemon.stopping")
         deadline = time.monotonic() + STOP_BUDGET_SECONDS
         scheduler.shutdown(wait=False)
-        for lock in (self._busy, self._github_busy, self._resolve_busy):
+        for lock in (self._busy, self._github_busy, self._resolve_busy, self._deployments_busy):
             if lock.acquire(timeout=max(0.1, deadline - time.monotonic())):
                 lock.release()
             else:

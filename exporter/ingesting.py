@@ -8,6 +8,7 @@ killed at any point resumes from the last committed cursor and converges on the 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from exporter.config import GITHUB_REPO_PREFIX, Config, GitOpsRepo, _redact_url
+from exporter.config import GITHUB_REPO_PREFIX, Config, GitOpsRepo, ServiceConfig, _redact_url
 from exporter.correlate import Transition, rollback_kind, tag_commit_candidate
 from exporter.errors import SourceError
 from exporter.model import Deployment, DeploymentSource, FailureReason, ManifestValue, Skip
@@ -35,6 +36,7 @@ log = structlog.get_logger(__name__)
 # commits rather than per few hundred. BATCH_SECONDS bounds how long the write lock is held.
 BATCH_FIRST = 100
 BATCH_MAX = 8000
+_HEX = re.compile(r"[0-9a-f]{7,40}")
 BATCH_SECONDS = 2.0
 
 Progress = Callable[[int, int], None]
@@ -342,12 +344,15 @@ class GitOpsIngester:
                 log.warning(
                     "gitops.unresolved_tag", service=value.service, environment=value.environment, tag=value.value
                 )
-        argo = tx.unclaimed_argocd_deployment(value.service, value.environment, value.commit)
+        argo = tx.unclaimed_external_deployment(
+            value.service, value.environment, value.commit, *external_match(self.cfg, svc, commit, value)
+        )
         if argo is not None:
-            # Argo CD already recorded this deployment (it synced this manifest commit before we
-            # polled): one real deployment, one row. GitOps adds the version and changes; Argo's time stays.
+            # Argo CD (or GitHub) already recorded this deployment (it synced this manifest commit, or
+            # deployed this source commit, before we polled): one real deployment, one row. GitOps adds
+            # the version and changes; the external time stays.
             base = tx.previous_deployment(value.service, value.environment, argo.deployed_at.timestamp(), argo.id)
-            tx.adopt_deployment(argo.id, value.value, self.repo.key, commit, value.message)
+            tx.adopt_deployment(argo.id, value.value, self.repo.key, commit, value.message, value.commit)
             latest.forget(value.service, value.environment)
             if deferred and svc is not None and svc.repo:
                 tx.add_pending_changes(argo.id, svc.repo, key)  # its commit and changes come from GitHub
@@ -410,6 +415,25 @@ def _warm(graph: CommitGraph) -> None:
         graph.warm()
     except Exception as exc:  # noqa: BLE001 - the ingest asks again and reports a failure itself
         log.debug("commitgraph.warm_failed", error=str(exc))
+
+
+def external_match(
+    cfg: Config, svc: ServiceConfig | None, commit: str | None, value: ManifestValue
+) -> tuple[str | None, float, float]:
+    """(source commit, time, tolerance) under which a GitHub deployment is the same as the GitOps one
+    of ``value``: its resolved commit, else the SHA its tag carries (a ``github:`` service resolves
+    later). No commit, and no GitHub lookup, while the GitHub deployments source is off."""
+    window = cfg.github.deployments.match_window
+    if not cfg.github.deployments.enabled or svc is None:
+        return None, 0.0, 0.0
+    sha = commit or hex_candidate(value.value, svc.tag_pattern)
+    return sha, value.committed_at.timestamp(), window
+
+
+def hex_candidate(tag: str, tag_pattern: str) -> str | None:
+    """The (possibly abbreviated) commit SHA a tag carries, or ``None`` (a ref template, no SHA)."""
+    candidate = tag_commit_candidate(tag, tag_pattern)
+    return candidate if candidate is not None and _HEX.fullmatch(candidate) else None
 
 
 def _known(lister: ChangeLister, d: Deployment | None) -> bool:

@@ -102,7 +102,7 @@ class ChangeResolver:
                 tx.resolve_pending(dep_id, None)  # the service moved to another repo: nothing to read here
             return
         lister = self.repos.lister(repo, "", None)
-        candidate = tag_commit_candidate(d.version, svc.tag_pattern)
+        candidate = d.commit or tag_commit_candidate(d.version, svc.tag_pattern)  # a GitHub deployment names it
         commit = lister.resolve(candidate) if candidate else None
         prev = self.store.deployment_preceding(d)
         base = self.store.deployment_preceding(d, resolved=True)

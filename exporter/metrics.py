@@ -29,7 +29,7 @@ SOURCES = ("gitops", "argocd", "github")
 # Unmatched reasons each source can report, exposed at 0 before the first one happens.
 KNOWN_UNMATCHED = {
     "gitops": ("malformed_manifest", "missing_key", "non_scalar_value", "unresolved_tag", "blob_missing"),
-    "github": ("incident_unattributed", "incident_unmapped"),
+    "github": ("incident_unattributed", "incident_unmapped", "unknown_environment", "deployment_unfinished"),
     "argocd": ("unmapped_app",),
 }
 # Self-metric counters kept in ``Health.counters``: name -> help; exposed per source that has them.

@@ -23,6 +23,7 @@ class FailureReason(enum.StrEnum):
     DEGRADED = "degraded"
     ROLLBACK = "rollback"
     INCIDENT = "incident"
+    DEPLOYMENT_FAILED = "deployment_failed"  # a GitHub deployment status ``failure``/``error``
 
 
 class DeploymentSource(enum.StrEnum):

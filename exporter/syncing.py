@@ -179,10 +179,7 @@ class ArgoIngester:
             finished = op.finished_at.timestamp() if op.finished_at else now.timestamp()
             at = max(finished, healthy_since or finished)
             by = tx.argocd_history_deployment(app.uid, op.started_at.timestamp())
-            for f in tx.open_failures(*pair, FailureReason.SYNC_FAILED):
-                if f.started_at.timestamp() <= finished:
-                    tx.restore_failure(f.id, at, by)
-                    out.restores += 1
+            out.restores += restore_open(tx, pair, FailureReason.SYNC_FAILED, finished, at, by)
         ids = [i for i in (known_max, latest_id) if i is not None]
         max_id = max(ids) if ids else None
         tx.upsert_argocd_app(
@@ -313,3 +310,14 @@ class ArgoIngester:
             tx.restore_failure(f.id, at, by)
             n += 1
         return n
+
+
+def restore_open(tx: Tx, pair: tuple[str, str], reason: FailureReason, until: float, at: float, by: int | None) -> int:
+    """Restore the pair's open failures of ``reason`` that started at or before ``until``: at ``at``,
+    by deployment ``by``. How a failed attempt (a failed sync, a failed GitHub deployment) ends."""
+    n = 0
+    for f in tx.open_failures(*pair, reason):
+        if f.started_at.timestamp() <= until:
+            tx.restore_failure(f.id, at, by)
+            n += 1
+    return n

@@ -581,3 +581,80 @@ def test_a_github_app_needs_its_installation_id() -> None:
         config.parse({"github": {"enabled": True, "app_installation_id": 9}}, environ=env).github.app_installation_id
         == 9
     )
+
+
+# -- github.deployments ---------------------------------------------------------------------------
+
+
+def test_deployments_are_off_by_default_and_read_every_github_service_repo_when_on() -> None:
+    assert not config.parse({**GITHUB_BASE, "github": {"enabled": True}}, environ={}).github.deployments.enabled
+    raw = {
+        "services": [
+            {"name": "shop", "repo": "github:acme/shop"},
+            {"name": "cart", "repo": "/srv/cart"},
+            {"name": "legacy"},
+        ],
+        "environments": ["staging"],
+        "github": {
+            "enabled": True,
+            "deployments": {
+                "enabled": True,
+                "repos": [{"repo": "acme/cart", "service": "cart"}, {"repo": "github:acme/old", "service": "legacy"}],
+                "environments": {"production": "prod", "stage": "staging"},
+                "match_window": "30m",
+            },
+        },
+    }
+    cfg = config.parse(raw, environ={"DORA_GITHUB_TOKEN": "ghp_secret"})
+    d = cfg.github.deployments
+    repos = [(r.repo, r.service) for r in d.repos]
+    assert repos == [("acme/cart", "cart"), ("acme/old", "legacy"), ("acme/shop", "shop")]
+    assert (d.match_window, d.poll_interval, d.backfill, d.pending_max_age) == (1800, 300, 30 * 86400, 86400)
+    shown = cfg.redacted()["github"]["deployments"]
+    assert shown["environments"] == {"production": "prod", "stage": "staging"} and shown["match_window"] == "1800s"
+    assert "ghp_secret" not in str(cfg.redacted())
+
+
+def test_a_repo_listed_explicitly_wins_over_the_services_that_share_it() -> None:
+    services = [{"name": "a", "repo": "github:acme/mono"}, {"name": "b", "repo": "github:acme/mono"}]
+    raw = {"services": services, "github": {"enabled": True, "deployments": {"enabled": True}}}
+    with pytest.raises(ConfigError) as err:
+        config.parse(raw, environ={})
+    assert err.value.key == "github.deployments.repos" and "a, b" in str(err.value)
+    raw["github"]["deployments"]["repos"] = [{"repo": "acme/mono", "service": "b"}]  # type: ignore[index]
+    cfg = config.parse(raw, environ={})
+    assert [(r.repo, r.service) for r in cfg.github.deployments.repos] == [("acme/mono", "b")]
+
+
+@pytest.mark.parametrize(
+    ("deployments", "key"),
+    [
+        ({"enabled": True}, "github.deployments.repos"),  # nothing to read
+        ({"repos": [{"repo": "nope", "service": "shop"}]}, "github.deployments.repos[0].repo"),
+        ({"repos": [{"repo": "a/b", "service": "cart"}]}, "github.deployments.repos[0].service"),
+        ({"repos": [{"repo": "a/b"}]}, "github.deployments.repos[0].service"),
+        (
+            {"repos": [{"repo": "a/b", "service": "shop"}, {"repo": "a/b", "service": "shop"}]},
+            "github.deployments.repos[1].repo",
+        ),
+        ({"environments": {"production": "live"}}, "github.deployments.environments.production"),
+        ({"environments": ["prod"]}, "github.deployments.environments"),
+        ({"match_window": "-1m"}, "github.deployments.match_window"),
+        ({"backfill": "0s"}, "github.deployments.backfill"),
+        ({"pending_max_age": "soon"}, "github.deployments.pending_max_age"),
+        ({"poll_intervall": "1m"}, "github.deployments.poll_intervall"),
+    ],
+)
+def test_deployments_errors_name_the_key(deployments: dict[str, Any], key: str) -> None:
+    raw = {"services": [{"name": "shop"}], "github": {"enabled": True, "deployments": deployments}}
+    with pytest.raises(ConfigError) as err:
+        config.parse(raw, environ={})
+    assert err.value.key == key
+
+
+def test_deployments_need_the_github_source() -> None:
+    raw = {"services": [{"name": "shop"}], "github": {"deployments": {"enabled": True, "repos": [
+        {"repo": "a/b", "service": "shop"}]}}}  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        config.parse(raw, environ={})
+    assert err.value.key == "github.deployments.enabled"

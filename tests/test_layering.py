@@ -34,6 +34,7 @@ RANK = {
     "exporter.ingesting": 5,
     "exporter.syncing": 5,
     "exporter.ingesting_github": 5.5,  # builds on ingesting (the change lister and the rollback rule)
+    "exporter.ingesting_deployments": 5.5,  # builds on ingesting and syncing (adoption, the restore rule)
     "exporter.explaining": 5,
     "exporter.daemon": 6,
     "exporter.cli": 7,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -18,7 +19,7 @@ import yaml
 
 from exporter.demo import generate
 from exporter.errors import StoreError
-from exporter.store import Store
+from exporter.store import GitHubDeploymentRow, Store
 from exporter.store.db import window_leads_sql
 from exporter.store.schema import MIGRATIONS
 from tests.gitrepo import HOUR, MINUTE, T0, Exporter, GitRepo, manifest, values_yaml
@@ -26,7 +27,7 @@ from tests.gitrepo import HOUR, MINUTE, T0, Exporter, GitRepo, manifest, values_
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TABLES = {"deployments", "changes", "failures", "unmatched", "gitops_state", "cursors"} | {
     "argocd_apps", "argocd_history", "argocd_operations", "argocd_health", "argocd_gaps", "webhook_events",
-    "github_cache", "pending_changes",
+    "github_cache", "pending_changes", "github_deployments",
 }  # fmt: skip
 
 Rows = dict[str, list[tuple[Any, ...]]]
@@ -90,7 +91,7 @@ def test_migrations_set_user_version_and_wal(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "dora.db"
     store = Store(path)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 4
+        assert store.schema_version == len(MIGRATIONS) == 5
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -148,6 +149,35 @@ def test_a_windows_lead_times_are_read_from_indexes_alone(tmp_path: Path, change
     assert len(plan) == 2, plan
     assert "COVERING INDEX deployments_pair" in plan[0]
     assert "COVERING INDEX changes_deployment_start" in plan[1]
+
+
+def test_a_version_3_store_migrates_to_github_deployments_keeping_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "dora.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("\n".join(MIGRATIONS[:3]) + "\nPRAGMA user_version = 3;")
+    conn.execute(
+        "INSERT INTO deployments (id, service, environment, version, deployed_at, source, natural_key, commit_sha) "
+        "VALUES (1, 's', 'prod', 'v1', 100, 'gitops', 'k', 'abc')"
+    )
+    conn.execute("INSERT INTO cursors VALUES ('gitops:x', 'head', 1)")
+    conn.commit()
+    conn.close()
+    store = Store(path)
+    try:
+        assert store.schema_version == len(MIGRATIONS) == 5  # through 4 (an index) and 5
+        assert [d.commit for d in store.deployments()] == ["abc"] and store.cursor("gitops:x") == "head"
+        assert store.open_github_deployments("acme/shop") == []
+        row = GitHubDeploymentRow("acme/shop", 7, "s", "prod", "f" * 40, 50.0, "in_progress", False)
+        with store.transaction() as tx:
+            tx.upsert_github_deployment(row)
+            tx.upsert_github_deployment(dataclasses.replace(row, state="success", terminal=True, deployment_id=1))
+            tx.upsert_github_deployment(dataclasses.replace(row, state="inactive", terminal=True))  # keeps the link
+        assert store.github_deployment("acme/shop", 7) == dataclasses.replace(
+            row, state="inactive", terminal=True, deployment_id=1
+        )
+        assert store.open_github_deployments("acme/shop") == []
+    finally:
+        store.close()
 
 
 def test_nested_transactions_are_savepoints_of_the_outer_one(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ or not at all, which is what makes ``kill -9`` mid-ingest safe.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -72,6 +73,11 @@ def _failure(row: sqlite3.Row | tuple[Any, ...]) -> Failure:
         restored_by=row[7],
         detail=row[8],
     )
+
+
+def _gh_row(row: sqlite3.Row | tuple[Any, ...]) -> GitHubDeploymentRow:
+    repo, gid, service, env, sha, created, state, terminal, dep_id, failed_id = row
+    return GitHubDeploymentRow(repo, gid, service, env, sha, created, state, bool(terminal), dep_id, failed_id)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -213,6 +219,21 @@ class _Reads:
         """A cached GitHub answer: (etag, body), or ``None``."""
         row = self.conn.execute("SELECT etag, body FROM github_cache WHERE key = ?", (key,)).fetchone()
         return None if row is None else (row[0], str(row[1]))
+
+    def github_deployment(self, repo: str, deployment_id: int) -> GitHubDeploymentRow | None:
+        row = self.conn.execute(
+            f"SELECT {_GH_COLS} FROM github_deployments WHERE repo = ? AND id = ?",  # noqa: S608
+            (repo, deployment_id),
+        ).fetchone()
+        return None if row is None else _gh_row(row)
+
+    def open_github_deployments(self, repo: str) -> list[GitHubDeploymentRow]:
+        """A repository's GitHub deployments without a final state yet, oldest first."""
+        rows = self.conn.execute(
+            f"SELECT {_GH_COLS} FROM github_deployments WHERE terminal = 0 AND repo = ? ORDER BY id",  # noqa: S608
+            (repo,),
+        )
+        return [_gh_row(r) for r in rows]
 
     def failures(self, service: str | None = None, environment: str | None = None) -> list[Failure]:
         where, args = _pair_filter(service, environment)
@@ -412,6 +433,25 @@ class LazyHistories(Mapping[PairKey, PairHistory]):
 
     def __len__(self) -> int:
         return len(self._keys)
+
+
+_GH_COLS = "repo, id, service, environment, sha, created_at, state, terminal, deployment_id, failed_deployment_id"
+
+
+@dataclass(frozen=True, slots=True)
+class GitHubDeploymentRow:
+    """What the store keeps of one GitHub deployment (``github_deployments``)."""
+
+    repo: str
+    id: int
+    service: str
+    environment: str
+    sha: str
+    created_at: float
+    state: str
+    terminal: bool
+    deployment_id: int | None = None
+    failed_deployment_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -627,6 +667,29 @@ class Tx(_Reads):
         )
         return cur.rowcount > 0
 
+    # -- GitHub deployments -------------------------------------------------------------------
+
+    def upsert_github_deployment(self, g: GitHubDeploymentRow) -> None:
+        """Record what is known of one GitHub deployment; the rows it became are never unset."""
+        self.conn.execute(
+            f"INSERT INTO github_deployments ({_GH_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?) "  # noqa: S608
+            "ON CONFLICT (repo, id) DO UPDATE SET state = excluded.state, terminal = excluded.terminal, "
+            "deployment_id = COALESCE(github_deployments.deployment_id, excluded.deployment_id), "
+            "failed_deployment_id = COALESCE(github_deployments.failed_deployment_id, excluded.failed_deployment_id)",
+            dataclasses.astuple(g),
+        )
+
+    def deployment_after(self, service: str, environment: str, after: float) -> Deployment | None:
+        """The pair's first deployment strictly after ``after`` that is not itself a failed attempt
+        (a failed Argo CD sync or a failed GitHub deployment): what restores an attempt's failure."""
+        row = self.conn.execute(
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments d WHERE service = ? AND environment = ? "  # noqa: S608
+            "AND deployed_at > ? AND NOT EXISTS (SELECT 1 FROM failures f WHERE f.deployment_id = d.id "
+            "AND f.reason IN (?, ?)) ORDER BY deployed_at, id LIMIT 1",
+            (service, environment, after, FailureReason.SYNC_FAILED.value, FailureReason.DEPLOYMENT_FAILED.value),
+        ).fetchone()
+        return None if row is None else _deployment(row)
+
     # -- Argo CD ------------------------------------------------------------------------------
 
     def upsert_argocd_app(self, a: ArgoApp, namespace: str) -> None:
@@ -709,27 +772,67 @@ class Tx(_Reads):
         return cur.rowcount > 0
 
     def unclaimed_gitops_deployment(self, service: str, environment: str, manifest_commit: str) -> Deployment | None:
-        """The GitOps deployment a manifest commit made for a pair, unless an Argo CD entry already is it."""
+        """The deployment a GitOps manifest commit made for a pair, unless an Argo CD entry already is it
+        (the GitOps row itself, or an external one that GitOps explained: a GitHub deployment)."""
         row = self.conn.execute(
             f"SELECT {_DEPLOYMENT_COLS} FROM deployments d WHERE service = ? AND environment = ? "  # noqa: S608
-            "AND source = 'gitops' AND manifest_commit = ? "
+            "AND manifest_repo IS NOT NULL AND manifest_commit = ? "
             "AND NOT EXISTS (SELECT 1 FROM argocd_history h WHERE h.deployment_id = d.id) ORDER BY id LIMIT 1",
             (service, environment, manifest_commit),
         ).fetchone()
         return None if row is None else _deployment(row)
 
-    def unclaimed_argocd_deployment(self, service: str, environment: str, manifest_commit: str) -> Deployment | None:
-        """An Argo CD deployment of a manifest commit that no GitOps commit has explained yet."""
+    def unclaimed_external_deployment(
+        self,
+        service: str,
+        environment: str,
+        manifest_commit: str,
+        sha: str | None = None,
+        at: float = 0.0,
+        tolerance: float = 0.0,
+    ) -> Deployment | None:
+        """A deployment an external source recorded that no GitOps commit has explained yet, and that
+        is the one ``manifest_commit`` made: an Argo CD sync of exactly that commit, or (given ``sha``,
+        the full or abbreviated source commit it deployed) a successful GitHub deployment of that
+        commit within ``tolerance`` seconds of ``at``. The earliest wins.
+
+        One statement on two indexes (manifest commit; pair and time); the GitHub half costs nothing
+        without a ``sha``, which the caller passes only when that source is configured."""
+        cols = ", ".join(f"d.{c.strip()}" for c in _DEPLOYMENT_COLS.split(","))
         row = self.conn.execute(
-            # unary + keeps the planner off the pair index: that walks every deployment of the pair
-            # (this runs once per GitOps deployment), the manifest index finds the few candidates
-            f"SELECT {_DEPLOYMENT_COLS} FROM deployments d WHERE +service = ? AND +environment = ? "  # noqa: S608
-            "AND source = 'argocd' AND manifest_commit = ? AND manifest_repo IS NULL "
+            # unary + keeps the planner off the pair index for the Argo CD half: that walks every
+            # deployment of the pair (this runs once per GitOps deployment), the manifest index finds
+            # the few candidates; the GitHub half is a range of the pair index bounded by the window
+            f"SELECT {cols} FROM deployments d WHERE +service = :s AND +environment = :e "  # noqa: S608
+            "AND source = 'argocd' AND manifest_commit = :m AND manifest_repo IS NULL "
             "AND EXISTS (SELECT 1 FROM argocd_history h WHERE h.deployment_id = d.id) "  # a sync that succeeded
-            "ORDER BY deployed_at, id LIMIT 1",
-            (service, environment, manifest_commit),
+            f"UNION ALL SELECT {cols} FROM deployments d WHERE :sha IS NOT NULL AND service = :s AND environment = :e "
+            "AND deployed_at BETWEEN :lo AND :hi AND source = 'github' AND manifest_repo IS NULL "
+            "AND substr(commit_sha, 1, length(:sha)) = :sha "
+            "AND EXISTS (SELECT 1 FROM github_deployments g WHERE g.deployment_id = d.id) "  # a success
+            "ORDER BY 5, 1 LIMIT 1",
+            {
+                "m": manifest_commit,
+                "s": service,
+                "e": environment,
+                "sha": sha,
+                "lo": at - tolerance,
+                "hi": at + tolerance,
+            },
         ).fetchone()
         return None if row is None else _deployment(row)
+
+    def unclaimed_by_github(self, service: str, environment: str, at: float, tolerance: float) -> list[Deployment]:
+        """The pair's GitOps-explained deployments within ``tolerance`` of ``at`` that no GitHub
+        deployment is yet, closest in time first: the candidates for one GitHub deployment."""
+        rows = self.conn.execute(
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments d WHERE service = ? AND environment = ? "  # noqa: S608
+            "AND deployed_at BETWEEN ? AND ? AND manifest_repo IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM github_deployments g WHERE g.deployment_id = d.id) "
+            "ORDER BY abs(deployed_at - ?), id",
+            (service, environment, at - tolerance, at + tolerance, at),
+        )
+        return [_deployment(r) for r in rows]
 
     def previous_deployment(self, service: str, environment: str, before: float, exclude: int) -> Deployment | None:
         """The latest resolved deployment of a pair strictly before ``before`` (the base for changes)."""
@@ -763,18 +866,29 @@ class Tx(_Reads):
         return [(_deployment(r), str(r[11]), bool(r[12])) for r in rows]
 
     def adopt_deployment(
-        self, deployment_id: int, version: str, manifest_repo: str, commit: str | None, message: str
+        self,
+        deployment_id: int,
+        version: str,
+        manifest_repo: str,
+        commit: str | None,
+        message: str,
+        manifest_commit: str | None = None,
     ) -> None:
-        """GitOps explains an Argo CD deployment: its version and commit; Argo's time stays."""
+        """GitOps explains an external deployment: its version, manifest commit and source commit (a
+        commit the external source already knew stays when GitOps has none yet); the external time stays."""
         self.conn.execute(
-            "UPDATE deployments SET version = ?, manifest_repo = ?, commit_sha = ?, message = ? WHERE id = ?",
-            (version, manifest_repo, commit, message, deployment_id),
+            "UPDATE deployments SET version = ?, manifest_repo = ?, commit_sha = COALESCE(?, commit_sha), "
+            "message = ?, manifest_commit = COALESCE(?, manifest_commit) WHERE id = ?",
+            (version, manifest_repo, commit, message, manifest_commit, deployment_id),
         )
 
-    def set_deployed_at(self, deployment_id: int, deployed_at: float) -> None:
-        """Argo CD saw a GitOps deployment happen: its time wins over the commit time."""
+    def set_deployed_at(
+        self, deployment_id: int, deployed_at: float, source: DeploymentSource = DeploymentSource.ARGOCD
+    ) -> None:
+        """An external source saw a GitOps deployment happen: its time wins over the commit time."""
         self.conn.execute(
-            "UPDATE deployments SET deployed_at = ?, source = 'argocd' WHERE id = ?", (deployed_at, deployment_id)
+            "UPDATE deployments SET deployed_at = ?, source = ? WHERE id = ?",
+            (deployed_at, source.value, deployment_id),
         )
 
     def open_failures(self, service: str, environment: str, reason: FailureReason) -> list[Failure]:
@@ -784,6 +898,15 @@ class Tx(_Reads):
             (service, environment, reason.value),
         )
         return [_failure(r) for r in rows]
+
+    def open_failure_pairs(self, reason: FailureReason) -> list[tuple[str, str]]:
+        """The pairs with an open failure of ``reason``."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT service, environment FROM failures WHERE reason = ? AND restored_at IS NULL "
+            "ORDER BY service, environment",
+            (reason.value,),
+        )
+        return [(str(a), str(b)) for a, b in rows]
 
     def restore_failure(self, failure_id: int, restored_at: float, restored_by: int | None) -> None:
         self.conn.execute(

@@ -172,4 +172,24 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX changes_deployment_start ON changes (deployment_id, commit_time, author_time, pr_first_commit_time);
     DROP INDEX changes_deployment;
     """,
+    # 5: GitHub Deployments API: every deployment read (per repository, by id), its latest state, whether
+    # it is final, and the rows its success and its failure became. The per-repository high-water mark
+    # is a cursor; the rows not final yet are the ones revisited.
+    """
+    CREATE TABLE github_deployments (
+        repo TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        service TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        state TEXT NOT NULL,
+        terminal INTEGER NOT NULL DEFAULT 0,
+        deployment_id INTEGER REFERENCES deployments (id),
+        failed_deployment_id INTEGER REFERENCES deployments (id),
+        PRIMARY KEY (repo, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX github_deployments_deployment ON github_deployments (deployment_id);
+    CREATE INDEX github_deployments_open ON github_deployments (terminal, repo);
+    """,
 )

@@ -62,6 +62,47 @@ class FakeRepo:
         self.commit_pulls: dict[str, list[int]] = {}
         self.issues: list[dict[str, Any]] = []
         self.head: str | None = None
+        self.deployments: list[dict[str, Any]] = []  # oldest first; served newest first
+        self.statuses: dict[int, list[dict[str, Any]]] = {}  # per deployment id, oldest first
+        self._next_id = 5000000
+
+    def deployment(self, sha: str, environment: str, created: float, ref: str = "main") -> int:
+        """A deployment (``POST /repos/{o}/{r}/deployments`` as a workflow would make it); its id."""
+        self._next_id += 1
+        raw = template("deployment")
+        api = f"https://api.github.com/repos/{self.full_name}"
+        raw.update(
+            id=self._next_id,
+            sha=sha,
+            ref=ref,
+            environment=environment,
+            original_environment=environment,
+            created_at=iso(created),
+            updated_at=iso(created),
+            url=f"{api}/deployments/{self._next_id}",
+            statuses_url=f"{api}/deployments/{self._next_id}/statuses",
+            repository_url=api,
+        )
+        self.deployments.append(raw)
+        self.statuses[self._next_id] = []
+        return self._next_id
+
+    def status(self, deployment_id: int, state: str, when: float) -> None:
+        """A deployment status (``queued``, ``in_progress``, ``success``, ``failure``, ...)."""
+        self._next_id += 1
+        raw = template("deployment_status")
+        dep = next(d for d in self.deployments if d["id"] == deployment_id)
+        raw.update(
+            id=self._next_id,
+            state=state,
+            environment=dep["environment"],
+            created_at=iso(when),
+            updated_at=iso(when),
+            url=f"{dep['url']}/statuses/{self._next_id}",
+            deployment_url=dep["url"],
+        )
+        self.statuses[deployment_id].append(raw)
+        dep["updated_at"] = iso(when)
 
     def commit(
         self,
@@ -439,6 +480,21 @@ class FakeGitHub:
                     and (not since or i["updated_at"] >= since)
                 ]
                 chunk, headers = self._paged(path, query, items)
+                return 200, headers, chunk
+
+        elif rest == ["deployments"]:
+
+            def handler() -> Answer:
+                chunk, headers = self._paged(path, query, list(reversed(repo.deployments)))
+                return 200, headers, chunk
+
+        elif rest[0] == "deployments" and len(rest) == 3 and rest[2] == "statuses":
+            statuses = repo.statuses.get(int(rest[1]))
+
+            def handler() -> Answer:
+                if statuses is None:
+                    return not_found
+                chunk, headers = self._paged(path, query, list(reversed(statuses)))
                 return 200, headers, chunk
 
         if handler is None:

@@ -82,6 +82,15 @@ class _Latest:
     def __init__(self, tx: Tx) -> None:
         self.tx = tx
         self._pairs: dict[tuple[str, str], tuple[Deployment | None, Deployment | None]] = {}
+        self._external: bool | None = None
+
+    def external_possible(self) -> bool:
+        """Whether any deployment an external source recorded is still unexplained by GitOps: if
+        none is when the transaction starts, none appears during it (it holds the write lock and
+        records GitOps rows only), so the per-deployment adoption lookup can be skipped."""
+        if self._external is None:
+            self._external = self.tx.has_unexplained_external()
+        return self._external
 
     def get(self, service: str, environment: str) -> tuple[Deployment | None, Deployment | None]:
         """(latest, latest with a resolved commit), ordered as ``Tx.last_deployment`` orders."""
@@ -344,8 +353,12 @@ class GitOpsIngester:
                 log.warning(
                     "gitops.unresolved_tag", service=value.service, environment=value.environment, tag=value.value
                 )
-        argo = tx.unclaimed_external_deployment(
-            value.service, value.environment, value.commit, *external_match(self.cfg, svc, commit, value)
+        argo = (
+            tx.unclaimed_external_deployment(
+                value.service, value.environment, value.commit, *external_match(self.cfg, svc, commit, value)
+            )
+            if latest.external_possible()
+            else None
         )
         if argo is not None:
             # Argo CD (or GitHub) already recorded this deployment (it synced this manifest commit, or

@@ -782,6 +782,11 @@ class Tx(_Reads):
         ).fetchone()
         return None if row is None else _deployment(row)
 
+    def has_unexplained_external(self) -> bool:
+        """Whether any Argo CD or GitHub deployment has no GitOps explanation yet (one index probe)."""
+        row = self.conn.execute("SELECT EXISTS (SELECT 1 FROM deployments WHERE manifest_repo IS NULL)").fetchone()
+        return bool(row[0])
+
     def unclaimed_external_deployment(
         self,
         service: str,

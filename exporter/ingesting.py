@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -115,6 +116,81 @@ class _Latest:
 
 def _later(d: Deployment, than: Deployment | None) -> bool:
     return than is None or (d.deployed_at, d.id) > (than.deployed_at, than.id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """What recording a deployment still needs from its source repository's commit graph: its
+    changes since ``base``, and (given ``prev``) whether it went back to an ancestor of it."""
+
+    dep_id: int
+    value: ManifestValue
+    commit: str | None
+    lister: ChangeLister | None
+    paths: tuple[str, ...]
+    base: Deployment | None
+    prev: Deployment | None
+
+
+class _Links:
+    """One transaction's graph work, done in deployment order.
+
+    While a source commit graph is still loading on its thread (the first poll of a process), the
+    work queues here, up to ``MAX_WAITING`` deployments, and the ingest goes on reading manifests
+    and recording deployments instead of waiting for git. All of it is done before the
+    transaction commits, so every batch still lands whole."""
+
+    def __init__(self, tx: Tx, cfg: Config) -> None:
+        self.tx = tx
+        self.cfg = cfg
+        self.waiting: deque[_Link] = deque()
+
+    def add(self, link: _Link) -> None:
+        if (self.waiting or _loading(link.lister)) and self.may_wait():
+            self.waiting.append(link)
+            return
+        self.flush()
+        self._do(link)
+
+    def may_wait(self) -> bool:
+        """Whether more work may queue: below the bound, and a graph it needs is still loading."""
+        if len(self.waiting) >= MAX_WAITING:
+            return False
+        return any(_loading(link.lister) for link in (self.waiting[0], self.waiting[-1])) if self.waiting else True
+
+    def flush(self) -> None:
+        while self.waiting:
+            self._do(self.waiting.popleft())
+
+    def _do(self, link: _Link) -> None:
+        v, lister, commit, base, prev = link.value, link.lister, link.commit, link.base, link.prev
+        if commit is not None and lister is not None and _known(lister, base):
+            assert base is not None and base.commit is not None
+            changes = lister.changes(commit, [base.commit], link.paths)
+            self.tx.add_changes(link.dep_id, v.service, v.environment, changes)
+        if prev is None:
+            return
+        is_ancestor = bool(
+            commit
+            and lister
+            and commit != prev.commit
+            and _known(lister, prev)
+            and lister.is_ancestor(commit, str(prev.commit))
+        )
+        record_rollback(
+            self.tx,
+            self.cfg,
+            prev,
+            Transition(prev.version, prev.deployed_at, v.value, v.committed_at, v.message, is_ancestor),
+            link.dep_id,
+        )
+
+
+MAX_WAITING = 40_000  # deployments whose graph work may wait for a loading graph
+
+
+def _loading(lister: ChangeLister | None) -> bool:
+    return isinstance(lister, CommitGraph) and lister.loading
 
 
 class Repos:
@@ -244,7 +320,7 @@ class GitOpsIngester:
         for repo in dict.fromkeys(s.repo for s in self.cfg.services if s.repo and not self.repos.deferred(s.repo)):
             lister = self.repos.lister(repo, self.repo.repo, git)
             if isinstance(lister, CommitGraph):
-                threading.Thread(target=_warm, args=(lister,), name="commitgraph-warm", daemon=True).start()
+                lister.warm_in_background()
 
     def _batch(
         self,
@@ -260,19 +336,23 @@ class GitOpsIngester:
         included), then the state and the cursor of the last applied commit. True once the stream ends."""
         deadline = time.monotonic() + BATCH_SECONDS
         with self.store.transaction() as tx:
-            latest = _Latest(tx)
+            latest, links = _Latest(tx), _Links(tx, self.cfg)
             last: str | None = None
             exhausted = False
-            for _ in range(size):
-                if stop.is_set() or time.monotonic() > deadline:
+            n = 0
+            while not stop.is_set():
+                # past its size or time, a batch still goes on while its graph work waits for a graph
+                if (n >= size or time.monotonic() > deadline) and not (links.waiting and links.may_wait()):
                     break
                 commit = next(commits, None)
                 if commit is None:
                     exhausted = True
                     break
-                self._apply(tx, latest, git, commit, state, result, None)
+                self._apply(tx, latest, links, git, commit, state, result, None)
                 last = commit.commit
                 result.commits += 1
+                n += 1
+            links.flush()
             if exhausted or last is not None:
                 tx.set_gitops_state(self.repo.key, state)
                 tx.set_cursor(self.cursor_name, head if exhausted else str(last))
@@ -288,7 +368,7 @@ class GitOpsIngester:
         rc = _Reconcile()
         state: gitops.PairState = {}
         with self.store.transaction() as tx:
-            latest = _Latest(tx)
+            latest, links = _Latest(tx), _Links(tx, self.cfg)
             for dep_id, service, env, version, manifest_commit in tx.gitops_deployments(self.repo.key):
                 if manifest_commit in keep:
                     state[(service, env)] = version
@@ -303,8 +383,9 @@ class GitOpsIngester:
                 orphaned=sum(len(v) for v in rc.orphans.values()),
             )
             for commit in gitops.read_commits(git, self.repo, extractor, f"{base}..{head}" if base else head):
-                self._apply(tx, latest, git, commit, state, result, rc)
+                self._apply(tx, latest, links, git, commit, state, result, rc)
                 result.commits += 1
+            links.flush()
             tx.set_gitops_state(self.repo.key, state)
             tx.set_cursor(self.cursor_name, head)
         return result
@@ -313,6 +394,7 @@ class GitOpsIngester:
         self,
         tx: Tx,
         latest: _Latest,
+        links: _Links,
         git: Git,
         commit: gitops.CommitValues,
         state: gitops.PairState,
@@ -330,11 +412,18 @@ class GitOpsIngester:
                 if claimed is not None:
                     tx.relink_deployment(claimed, key, value.commit)
                     continue
-            if self._deploy(tx, latest, git, value, key, result):
+            if self._deploy(tx, latest, links, git, value, key, result):
                 result.deployments += 1
 
     def _deploy(
-        self, tx: Tx, latest: _Latest, gitops_git: Git, value: ManifestValue, key: str, result: IngestResult
+        self,
+        tx: Tx,
+        latest: _Latest,
+        links: _Links,
+        gitops_git: Git,
+        value: ManifestValue,
+        key: str,
+        result: IngestResult,
     ) -> bool:
         svc = self.cfg.service(value.service)
         source_git: ChangeLister | None = None
@@ -369,11 +458,8 @@ class GitOpsIngester:
             latest.forget(value.service, value.environment)
             if deferred and svc is not None and svc.repo:
                 tx.add_pending_changes(argo.id, svc.repo, key)  # its commit and changes come from GitHub
-            if commit is not None and source_git is not None and svc is not None and _known(source_git, base):
-                assert base is not None and base.commit is not None
-                tx.add_changes(
-                    argo.id, value.service, value.environment, source_git.changes(commit, [base.commit], svc.paths)
-                )
+            if svc is not None:
+                links.add(_Link(argo.id, value, commit, source_git, svc.paths, base, None))
             return True
         prev, base = latest.get(value.service, value.environment)
         dep_id, inserted = tx.add_deployment(
@@ -402,32 +488,8 @@ class GitOpsIngester:
             tx.add_pending_changes(dep_id, svc.repo, key)
         if prev is None:
             return True
-        lister = source_git
-        if commit is not None and lister is not None and svc is not None and _known(lister, base):
-            assert base is not None and base.commit is not None
-            tx.add_changes(dep_id, value.service, value.environment, lister.changes(commit, [base.commit], svc.paths))
-        is_ancestor = bool(
-            commit
-            and lister
-            and commit != prev.commit
-            and _known(lister, prev)
-            and lister.is_ancestor(commit, str(prev.commit))
-        )
-        record_rollback(
-            tx,
-            self.cfg,
-            prev,
-            Transition(prev.version, prev.deployed_at, value.value, value.committed_at, value.message, is_ancestor),
-            dep_id,
-        )
+        links.add(_Link(dep_id, value, commit, source_git, svc.paths if svc is not None else (), base, prev))
         return True
-
-
-def _warm(graph: CommitGraph) -> None:
-    try:
-        graph.warm()
-    except Exception as exc:  # noqa: BLE001 - the ingest asks again and reports a failure itself
-        log.debug("commitgraph.warm_failed", error=str(exc))
 
 
 def external_match(

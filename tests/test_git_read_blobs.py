@@ -20,3 +20,7 @@ def test_read_blobs_matches_read_blob(tmp_path: Path) -> None:
         assert got == {b: git.read_blob(b) for b in wanted}
         assert got["0" * 40] is None
         assert git.read_blobs([]) == {}
+        # more requests than a pipe holds: written by the writer thread while the answers are read
+        many = wanted * 40
+        assert len("".join(f"{sha}\n" for sha in many)) > 65536
+        assert git.read_blobs(many) == got

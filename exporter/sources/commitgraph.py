@@ -110,6 +110,8 @@ class CommitGraph:
         self._touching: dict[tuple[str, ...], _Touching] = {}
         self._tips: deque[str] = deque(maxlen=64)  # the latest loads' tips
         self._lock = threading.Lock()
+        self._idle = threading.Event()  # cleared while a background warm holds the lock
+        self._idle.set()
 
     def __len__(self) -> int:
         return len(self._shas)
@@ -181,12 +183,34 @@ class CommitGraph:
 
     def warm(self) -> None:
         """Load every ref's history and bring every registered path filter up to date before the
-        first question: an ingest runs this on a thread, so that git builds the graph while the
-        GitOps history is being read, instead of after it."""
+        first question."""
         with self._lock:
             self._ensure(sorted(self._ref_tips()))
             if any(t.loads < len(self._loads) for t in self._touching.values()):
                 self._catch_up()
+
+    def warm_in_background(self) -> threading.Thread:
+        """``warm`` on a thread, so that git builds the graph while the caller reads the GitOps
+        history; ``loading`` is true until it ends, failed or not (a failure is asked again, and
+        reported, by the next question)."""
+        self._idle.clear()
+
+        def run() -> None:
+            try:
+                self.warm()
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                log.debug("commitgraph.warm_failed", repo=str(self.git.path), error=str(exc))
+            finally:
+                self._idle.set()
+
+        thread = threading.Thread(target=run, name="commitgraph-warm", daemon=True)
+        thread.start()
+        return thread
+
+    @property
+    def loading(self) -> bool:
+        """Whether a background warm is still running: a question now would wait for it."""
+        return not self._idle.is_set()
 
     def prepare(self, filters: Iterable[Sequence[str]]) -> None:
         """Register the path filters that will be asked for, so that one pass of git lists the

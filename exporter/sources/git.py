@@ -255,16 +255,23 @@ class Git:
             stdin, stdout = proc.stdin, proc.stdout
             assert stdin is not None and stdout is not None
             failed: list[OSError] = []
+            requests = b"".join(sha.encode() + b"\n" for sha in shas)
 
             def write() -> None:
                 try:
-                    stdin.write(b"".join(sha.encode() + b"\n" for sha in shas))
+                    stdin.write(requests)
                     stdin.flush()
                 except OSError as exc:
                     failed.append(exc)
 
+            # Requests that fit in the (empty: every earlier answer was read) pipe cannot block, so
+            # they are written here; only larger ones need the writer thread, whose start costs a
+            # switch of the interpreter lock (milliseconds when another thread is busy)
             writer = threading.Thread(target=write, name="git-cat-file-writer", daemon=True)
-            writer.start()
+            if len(requests) <= _pipe_capacity(stdin):
+                write()
+            else:
+                writer.start()
             try:
                 for sha in shas:
                     header = stdout.readline().split()
@@ -277,9 +284,11 @@ class Git:
                     stdout.read(1)
             except (OSError, ValueError) as exc:
                 self._close_batch()
-                writer.join()
+                if writer.is_alive():
+                    writer.join()
                 raise SourceError("git", "git_command", f"cat-file failed: {exc}") from exc
-            writer.join()
+            if writer.is_alive():
+                writer.join()
             if failed:
                 self._close_batch()
                 raise SourceError("git", "git_command", f"cat-file failed: {failed[0]}") from failed[0]
@@ -295,6 +304,16 @@ class Git:
         with self._check_lock:
             proc, self._check = self._check, None
             _end(proc)
+
+
+def _pipe_capacity(pipe: IO[bytes]) -> int:
+    """How many bytes a pipe holds (Linux: F_GETPIPE_SZ); 0 where that cannot be asked."""
+    try:
+        import fcntl
+
+        return int(fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ))
+    except (ImportError, AttributeError, OSError, ValueError):
+        return 0
 
 
 def _end(proc: subprocess.Popen[bytes] | None) -> None:

@@ -38,6 +38,8 @@ from exporter.store.schema import MIGRATIONS
 _SOURCES = {s.value: s for s in DeploymentSource}  # an enum call per row is slower than a dict
 BULK_CACHE_MB = 64
 DEFAULT_CACHE_PAGES = -2000  # SQLite's default: 2 MB per connection
+BULK_CHECKPOINT_PAGES = 65536  # 256 MiB of WAL between checkpoints while a poll writes
+DEFAULT_CHECKPOINT_PAGES = 1000  # SQLite's default
 
 _DEPLOYMENT_COLS = (
     "id, service, environment, version, deployed_at, source, manifest_commit, commit_sha, message, rework, baseline"
@@ -1075,12 +1077,15 @@ class Store(_Reads):
         back afterwards, so a daemon at steady state does not keep it."""
         with self._write_lock:
             self._writer.execute(f"PRAGMA cache_size=-{int(cache_mb) * 1024}")
+            self._writer.execute(f"PRAGMA wal_autocheckpoint={BULK_CHECKPOINT_PAGES}")
         try:
             yield
         finally:
             with self._write_lock:
                 self._writer.execute(f"PRAGMA cache_size={DEFAULT_CACHE_PAGES}")
                 self._writer.execute("PRAGMA shrink_memory")
+                self._writer.execute(f"PRAGMA wal_autocheckpoint={DEFAULT_CHECKPOINT_PAGES}")
+                self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def checkpoint(self) -> None:
         """Fold the WAL into the main file so a stopped daemon leaves one self-contained file."""

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter import ingesting
 from exporter.demo import generate
 from exporter.errors import StoreError
 from exporter.store import GitHubDeploymentRow, Store
@@ -444,3 +446,50 @@ def test_cli_ingest_twice_converges(tmp_path: Path) -> None:
         assert [(r[2], r[3]) for r in rows["deployments"]] == [
             (f"v{i + 1}", float(T0 + i * 10 * MINUTE)) for i in range(5)
         ]
+
+
+def test_deployments_recorded_while_the_graph_loads_equal_those_recorded_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first poll queues changes and rollback checks while the source commit graph loads on its
+    thread; done before the batch commits, they must give exactly the rows of a poll that waited."""
+    from exporter import config as cfgmod
+    from exporter.daemon import Daemon
+    from exporter.sources.commitgraph import CommitGraph
+
+    out = tmp_path / "demo"
+    generate.generate(out, seed=3, days=DEMO_DAYS, end=DEMO_END)
+    generate.write_config(out, "127.0.0.1:0")
+    waited_cfg, queued_cfg = _config(out, "waited"), _config(out, "queued")
+
+    def ingest(path: Path) -> None:
+        daemon = Daemon(cfgmod.load(path))
+        try:
+            daemon.ingest_once()
+        finally:
+            daemon.close()
+
+    with monkeypatch.context() as m:  # no background load: the first deployment loads the graph and waits
+        m.setattr(ingesting.GitOpsIngester, "_warm_graphs", lambda self, git: None)
+        ingest(waited_cfg)
+    release = threading.Event()
+    queued_max = 0
+    original_warm, original_add = CommitGraph.warm, ingesting._Links.add
+
+    def slow_warm(self: CommitGraph) -> None:
+        assert release.wait(30), "the ingest never queued enough to release the graph"
+        original_warm(self)
+
+    def counting_add(self: ingesting._Links, link: ingesting._Link) -> None:
+        nonlocal queued_max
+        original_add(self, link)
+        queued_max = max(queued_max, len(self.waiting))
+        if len(self.waiting) >= 300:
+            release.set()  # enough waited: let the graph load and the queue drain
+
+    monkeypatch.setattr(CommitGraph, "warm", slow_warm)
+    monkeypatch.setattr(ingesting._Links, "add", counting_add)
+    ingest(queued_cfg)
+
+    assert queued_max >= 300
+    assert natural_rows(out / "queued" / "dora.db") == natural_rows(out / "waited" / "dora.db")

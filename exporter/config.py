@@ -75,6 +75,7 @@ class ServiceConfig:
     repo: str | None
     paths: tuple[str, ...]
     tag_pattern: str
+    labels: tuple[tuple[str, str], ...] = ()  # static labels on the service's series, e.g. team
 
     @property
     def ref_template(self) -> str | None:
@@ -277,6 +278,17 @@ class Config:
     def service(self, name: str) -> ServiceConfig | None:
         return self._services_by_name.get(name)
 
+    @property
+    def static_labels(self) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+        """The static label names every DORA series carries (those of any service, sorted), and
+        each configured service's values for them ("" where it has none: no label, to Prometheus)."""
+        names = tuple(sorted({k for s in self.services for k, _ in s.labels}))
+        values: dict[str, tuple[str, ...]] = {}
+        for s in self.services:
+            own = dict(s.labels)
+            values.setdefault(s.name, tuple(own.get(n, "") for n in names))
+        return names, values
+
     @cached_property  # the ingester looks a service up per deployment
     def _services_by_name(self) -> dict[str, ServiceConfig]:
         out: dict[str, ServiceConfig] = {}
@@ -338,6 +350,7 @@ class Config:
                     "repo": _redact_url(s.repo) if s.repo else None,
                     "paths": list(s.paths),
                     "tag_pattern": s.tag_pattern,
+                    "labels": dict(s.labels),
                 }
                 for s in self.services
             ],
@@ -515,8 +528,33 @@ def _service(r: _Reader) -> ServiceConfig:
             raise ConfigError(r.key("tag_pattern"), str(exc)) from exc
         if "sha" not in compiled.groupindex:
             raise ConfigError(r.key("tag_pattern"), "needs a named group (?P<sha>...) or a {tag} ref template")
+    labels = _static_labels(r)
     r.done()
-    return ServiceConfig(name, repo, tuple(paths_raw), pattern)
+    return ServiceConfig(name, repo, tuple(paths_raw), pattern, labels)
+
+
+# Label names the exporter's own series use, and those Prometheus attaches to every target: a
+# static label may take none of them (DESIGN §3: service and environment plus static labels).
+RESERVED_LABELS = frozenset(
+    {"service", "environment", "window", "metric", "reason", "phase", "source", "kind", "resource", "le",
+     "quantile", "job", "instance"}
+)  # fmt: skip
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def _static_labels(r: _Reader) -> tuple[tuple[str, str], ...]:
+    raw = r.get("labels", {}) or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(r.key("labels"), "must map label names to values")
+    for name, value in raw.items():
+        where = f"{r.key('labels')}.{name}"
+        if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+            raise ConfigError(where, "is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)")
+        if name in RESERVED_LABELS:
+            raise ConfigError(where, "is a label the exporter or Prometheus already sets")
+        if not isinstance(value, str):
+            raise ConfigError(where, "must be a string (quote numbers and booleans)")
+    return tuple(sorted(raw.items()))
 
 
 def _thresholds(r: _Reader) -> tuple[str, Thresholds]:

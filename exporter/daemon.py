@@ -105,7 +105,7 @@ class Daemon:
         self.health.store_open = True
         self.holder = SnapshotHolder(snapshot.Snapshot(datetime.now(UTC)))
         self.registry = CollectorRegistry()
-        self.collector = DoraCollector(self.holder, self.health)
+        self.collector = DoraCollector(self.holder, self.health, static_labels=cfg.static_labels)
         self.registry.register(self.collector)
         self.exposition = Exposition(self.registry, self.collector)
         ProcessCollector(registry=self.registry)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import structlog
@@ -127,10 +127,21 @@ def _le(bound: float) -> str:
 
 
 class DoraCollector(Collector):
-    def __init__(self, holder: SnapshotHolder, health: Health, sources: tuple[str, ...] = SOURCES) -> None:
+    """``static_labels``: configured label names every DORA series carries after service and
+    environment (DESIGN §3, e.g. ``team``), and each service's values; "" for a service without
+    one (Prometheus treats an empty label as absent)."""
+
+    def __init__(
+        self,
+        holder: SnapshotHolder,
+        health: Health,
+        sources: tuple[str, ...] = SOURCES,
+        static_labels: tuple[tuple[str, ...], Mapping[str, tuple[str, ...]]] = ((), {}),
+    ) -> None:
         self.holder = holder
         self.health = health
         self.sources = sources
+        self.static_names, self.static_values = static_labels
         self.collector_errors = 0
         self._apart = threading.local()  # set while ``Exposition`` renders the rest of a scrape
 
@@ -166,44 +177,46 @@ class DoraCollector(Collector):
         self.health.scrape_duration = time.perf_counter() - started
 
     def _dora(self, snap: Snapshot) -> list[Metric]:
-        deployments = CounterMetricFamily("dora_deployments", "Deployments, over all stored history", labels=PAIR)
+        pair = [*PAIR, *self.static_names]
+        blank = ("",) * len(self.static_names)
+        deployments = CounterMetricFamily("dora_deployments", "Deployments, over all stored history", labels=pair)
         failures = CounterMetricFamily(
-            "dora_deployment_failures", "Failed deployments by reason", labels=[*PAIR, "reason"]
+            "dora_deployment_failures", "Failed deployments by reason", labels=[*pair, "reason"]
         )
-        changes = CounterMetricFamily("dora_changes", "Changes delivered", labels=PAIR)
+        changes = CounterMetricFamily("dora_changes", "Changes delivered", labels=pair)
         freq = GaugeMetricFamily(
-            "dora_deployment_frequency_per_day", "Deployments per day in the window", labels=[*PAIR, "window"]
+            "dora_deployment_frequency_per_day", "Deployments per day in the window", labels=[*pair, "window"]
         )
         lead_med = GaugeMetricFamily(
             "dora_lead_time_median_seconds",
             "Median lead time of changes deployed in the window",
-            labels=[*PAIR, "window"],
+            labels=[*pair, "window"],
         )
         cfr = GaugeMetricFamily(
-            "dora_change_failure_ratio", "Failed deployments / deployments in the window", labels=[*PAIR, "window"]
+            "dora_change_failure_ratio", "Failed deployments / deployments in the window", labels=[*pair, "window"]
         )
         ttr_med = GaugeMetricFamily(
             "dora_time_to_restore_median_seconds",
             "Median restore time of failures restored in the window",
-            labels=[*PAIR, "window"],
+            labels=[*pair, "window"],
         )
         rework = GaugeMetricFamily(
             "dora_rework_ratio",
             "Deployments made to restore a failure / deployments in the window",
-            labels=[*PAIR, "window"],
+            labels=[*pair, "window"],
         )
         level = GaugeMetricFamily(
-            "dora_performance_level", "4 elite, 3 high, 2 medium, 1 low", labels=[*PAIR, "metric", "window"]
+            "dora_performance_level", "4 elite, 3 high, 2 medium, 1 low", labels=[*pair, "metric", "window"]
         )
-        last = GaugeMetricFamily("dora_last_deployment_timestamp_seconds", "Time of the latest deployment", labels=PAIR)
-        sync = GaugeMetricFamily("dora_sync_failing", "1 while the latest sync ended Failed/Error", labels=PAIR)
-        degraded = GaugeMetricFamily("dora_degraded", "1 while the app is Degraded", labels=PAIR)
-        open_ = GaugeMetricFamily("dora_failure_open", "1 while a failure is not restored", labels=PAIR)
+        last = GaugeMetricFamily("dora_last_deployment_timestamp_seconds", "Time of the latest deployment", labels=pair)
+        sync = GaugeMetricFamily("dora_sync_failing", "1 while the latest sync ended Failed/Error", labels=pair)
+        degraded = GaugeMetricFamily("dora_degraded", "1 while the app is Degraded", labels=pair)
+        open_ = GaugeMetricFamily("dora_failure_open", "1 while a failure is not restored", labels=pair)
         leads: list[tuple[list[str], Histogram]] = []
         restores: list[tuple[list[str], Histogram]] = []
         phases: list[tuple[list[str], Histogram]] = []
         for p in snap.pairs:
-            lbl = [p.key.service, p.key.environment]
+            lbl = [p.key.service, p.key.environment, *self.static_values.get(p.key.service, blank)]
             phases.extend(([*lbl, phase], h) for phase, h in p.lead_time_phases.items())
             deployments.add_metric(lbl, p.deployments_total)
             changes.add_metric(lbl, p.changes_total)
@@ -239,7 +252,7 @@ class DoraCollector(Collector):
                     "Lead time of changes merged through a pull request, by phase: coding (first commit to opened), "
                     "review (opened to merged), deploy (merged to deployed)",
                     phases,
-                    [*PAIR, "phase"],
+                    [*pair, "phase"],
                 )
             )
         return [
@@ -247,8 +260,10 @@ class DoraCollector(Collector):
             deployments,
             failures,
             changes,
-            _hist("dora_lead_time_seconds", "Lead time for changes, one observation per change", leads),
-            _hist("dora_time_to_restore_seconds", "Time to restore, one observation per restored failure", restores),
+            _hist("dora_lead_time_seconds", "Lead time for changes, one observation per change", leads, pair),
+            _hist(
+                "dora_time_to_restore_seconds", "Time to restore, one observation per restored failure", restores, pair
+            ),
             freq,
             lead_med,
             cfr,

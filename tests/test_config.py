@@ -366,6 +366,16 @@ RULE = "gitops:\n  - repo: /srv/gitops\n    manifests:\n      - "
                      id="tag-pattern-without-sha-group"),
         pytest.param("services:\n  - name: a\n    tag_pattern: '(?P<sha>['\n", "services[0].tag_pattern",
                      id="tag-pattern-bad-regex"),
+        pytest.param("services:\n  - name: a\n    labels: [team]\n", "services[0].labels", id="labels-not-a-mapping"),
+        pytest.param("services:\n  - name: a\n    labels: {team-name: x}\n", "services[0].labels.team-name",
+                     id="label-name-invalid"),
+        pytest.param("services:\n  - name: a\n    labels: {__team: x}\n", "services[0].labels.__team",
+                     id="label-name-reserved-prefix"),
+        pytest.param("services:\n  - name: a\n    labels: {environment: x}\n", "services[0].labels.environment",
+                     id="label-name-of-the-exporter"),
+        pytest.param("services:\n  - name: a\n    labels: {job: x}\n", "services[0].labels.job", id="label-name-job"),
+        pytest.param("services:\n  - name: a\n    labels: {tier: 1}\n", "services[0].labels.tier",
+                     id="label-value-not-a-string"),
         pytest.param("services:\n  - paths: [a/]\n", "services[0].name", id="service-without-name"),
         pytest.param("services:\n  - name: a\n    paths: a/\n", "services[0].paths", id="paths-not-a-list"),
         pytest.param("services:\n  - name: a\n  - name: a\n", "services", id="duplicate-service"),
@@ -658,3 +668,18 @@ def test_deployments_need_the_github_source() -> None:
     with pytest.raises(ConfigError) as err:
         config.parse(raw, environ={})
     assert err.value.key == "github.deployments.enabled"
+
+
+def test_static_labels_are_the_union_of_the_services_with_blanks(tmp_path: Path) -> None:
+    cfg = parse(
+        "services:\n"
+        "  - {name: api, labels: {team: payments, tier: '1'}}\n"
+        "  - {name: web, labels: {team: storefront}}\n"
+        "  - {name: worker}\n",
+        tmp_path,
+    )
+    names, values = cfg.static_labels
+    assert names == ("team", "tier")
+    assert values == {"api": ("payments", "1"), "web": ("storefront", ""), "worker": ("", "")}
+    assert cfg.redacted()["services"][0]["labels"] == {"team": "payments", "tier": "1"}
+    assert parse("services:\n  - name: api\n", tmp_path).static_labels == ((), {"api": ()})

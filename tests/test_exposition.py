@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric as PromMetric
 from prometheus_client.samples import Sample
@@ -345,3 +348,54 @@ def test_bad_snapshot_data_breaks_one_family_only() -> None:
     assert at(sc, "dora_exporter_build_info", version=__version__) == 1.0
     assert at(sc, "dora_deployments_total", **pair(WEB_PROD)) == 2.0
     assert at(sc, "dora_exporter_collector_errors_total") == 2.0
+
+
+def test_static_labels_follow_service_and_environment_on_every_dora_series() -> None:
+    """DESIGN §3: configured static labels such as team on the DORA series (a service without one
+    gets "", which Prometheus reads as no label); self-metrics keep their own labels."""
+    reg = CollectorRegistry()
+    static = (("team", "tier"), {"api": ("payments", "1")})
+    reg.register(DoraCollector(SnapshotHolder(build()), health(), static_labels=static))
+    dora_families = 0
+    for family, s in samples(reg):
+        if not family.name.startswith("dora_") or family.name.startswith("dora_exporter_"):
+            assert "team" not in s.labels, (family.name, s)
+            continue
+        dora_families += 1
+        assert list(s.labels)[:4] == ["service", "environment", "team", "tier"], (family.name, s)
+        want = ("payments", "1") if s.labels["service"] == "api" else ("", "")
+        assert (s.labels["team"], s.labels["tier"]) == want, (family.name, s)
+    assert dora_families > 50
+    assert value(reg, "dora_deployments_total", service="api", environment="prod", team="payments", tier="1") == 4
+    assert value(reg, "dora_deployments_total", service="web", environment="prod", team="", tier="") == 2
+    text = generate_latest(reg).decode()
+    assert 'dora_lead_time_seconds_bucket{environment="prod",le="3600.0",service="web",team="",tier=""} 1.0' in text
+    lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_the_daemon_exposes_the_configured_static_labels(tmp_path: Path) -> None:
+    from exporter import config as cfgmod
+    from exporter.daemon import Daemon
+    from exporter.demo import generate
+
+    out = tmp_path / "demo"
+    generate.generate(out, seed=1, days=5)
+    path = generate.write_config(out, "127.0.0.1:0")
+    raw = yaml.safe_load(path.read_text())
+    labelled = raw["services"][0]["name"]
+    raw["services"][0]["labels"] = {"team": "checkout"}
+    raw["store"] = {"path": str(tmp_path / "dora.db")}
+    path.write_text(yaml.safe_dump(raw))
+    daemon = Daemon(cfgmod.load(path))
+    try:
+        daemon.ingest_once()
+        by_service = {
+            s.labels["service"]: s.labels["team"]
+            for family, s in samples(daemon.registry)
+            if family.name == "dora_deployments"
+        }
+    finally:
+        daemon.close()
+    assert by_service[labelled] == "checkout"
+    assert len(by_service) > 1 and all(team == "" for service, team in by_service.items() if service != labelled)

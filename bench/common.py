@@ -22,6 +22,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def peak_children_rss_mb() -> float:
+    """The largest peak resident set size of this process's ended children: the GitOps reader
+    process and the git processes (the kernel keeps the maximum, not a sum)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def rss_mb() -> float:
     """This process's current resident set size."""
     with open("/proc/self/statm") as f:

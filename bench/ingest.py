@@ -23,12 +23,23 @@ from common import ROOT, Timer, ok, report
 
 def child(config: str) -> None:
     """The measured ingest, in its own process so that peak RSS is the ingest's own."""
-    from common import peak_rss_mb
+    import io
+    import sys
+
+    import structlog
+    from common import peak_children_rss_mb, peak_rss_mb
 
     from exporter import config as cfgmod
     from exporter.daemon import Daemon
 
     cfg = cfgmod.load(Path(config))
+    # the reader process reports its peak RSS in a debug event: keep the events, as JSON lines
+    events = io.StringIO()
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.processors.JSONRenderer()],
+        logger_factory=structlog.PrintLoggerFactory(events),
+        cache_logger_on_first_use=False,
+    )
     daemon = Daemon(cfg)
     t0 = time.perf_counter()
     (result,) = [daemon.poll_gitops(ing) for ing in daemon.ingesters]
@@ -38,13 +49,21 @@ def child(config: str) -> None:
     daemon.close()
     assert result is not None, "ingest failed"
     deployments = sum(p.deployments_total for p in snap.pairs)
+    readers = [json.loads(line) for line in events.getvalue().splitlines() if "gitops.reader_finished" in line]
+    reader_mb = float(readers[-1]["peak_rss_mb"]) if readers else 0.0
+    print(events.getvalue(), file=sys.stderr, end="")
     print(
         json.dumps(
             {
                 "ingest_seconds": t1 - t0,
                 "snapshot_seconds": t2 - t1,
                 "total_seconds": t2 - t0,
-                "peak_rss_mb": peak_rss_mb(),
+                # the exporter's own processes: the ingester plus the GitOps reader process, if any
+                "peak_rss_mb": peak_rss_mb() + reader_mb,
+                "peak_rss_self_mb": peak_rss_mb(),
+                "peak_rss_reader_mb": reader_mb,
+                # for information: the largest of the git processes (and the reader), a kernel maximum
+                "peak_rss_largest_child_mb": peak_children_rss_mb(),
                 "commits": result.commits,
                 "deployments": deployments,
                 "pairs": len(snap.pairs),
@@ -106,7 +125,12 @@ def main() -> int:
         ("snapshot compute", f"{res['snapshot_seconds']:.2f} s", ""),
         ("ingest total", f"{res['total_seconds']:.2f} s", ""),
         ("ratio to baseline", f"{ratio:.2f}x", f"target <= 3x: {ok(ratio, 3)}"),
-        ("peak RSS", f"{res['peak_rss_mb']:.0f} MB", f"target <= 300 MB: {ok(res['peak_rss_mb'], 300)}"),
+        (
+            "peak RSS",
+            f"{res['peak_rss_mb']:.0f} MB",
+            f"target <= 300 MB: {ok(res['peak_rss_mb'], 300)} (ingester {res['peak_rss_self_mb']:.0f} MB + reader "
+            f"{res['peak_rss_reader_mb']:.0f} MB; largest child {res['peak_rss_largest_child_mb']:.0f} MB)",
+        ),
     ]
     report(
         "ingest",

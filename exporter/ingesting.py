@@ -22,7 +22,7 @@ from exporter.config import GITHUB_REPO_PREFIX, Config, GitOpsRepo, ServiceConfi
 from exporter.correlate import Transition, rollback_kind, tag_commit_candidate
 from exporter.errors import SourceError
 from exporter.model import Deployment, DeploymentSource, FailureReason, ManifestValue, Skip
-from exporter.sources import gitops
+from exporter.sources import gitops, gitops_child
 from exporter.sources.commitgraph import ChangeLister, CommitGraph
 from exporter.sources.git import Git, fetch, open_repo
 from exporter.store import Store, Tx
@@ -186,7 +186,7 @@ class _Links:
         )
 
 
-MAX_WAITING = 40_000  # deployments whose graph work may wait for a loading graph
+MAX_WAITING = 60_000  # deployments whose graph work may wait for a loading graph (≈ 50 MB)
 
 
 def _loading(lister: ChangeLister | None) -> bool:
@@ -296,7 +296,10 @@ class GitOpsIngester:
             return self._reconcile(git, extractor, cursor, head, result)
         rev_range = f"{cursor}..{head}" if cursor else head
         total = git.count(rev_range, [r.pathspec for r in self.repo.manifests]) if progress else 0
-        commits = gitops.read_commits(git, self.repo, extractor, rev_range)
+        if gitops_child.worth_a_child(git, rev_range):  # a long history: read on the other core
+            commits = gitops_child.read_commits(git.path, self.repo, self.cfg.names, rev_range)
+        else:
+            commits = gitops.read_commits(git, self.repo, extractor, rev_range)
         state = self.store.gitops_state(self.repo.key)
         size = BATCH_FIRST
         try:

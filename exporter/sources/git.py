@@ -34,16 +34,6 @@ _SHA = re.compile(r"[0-9a-f]{40}")
 STREAM_CHUNK = 1 << 16
 
 
-def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
-    """Write a process's whole input, then close it; a process that ended early just stops it."""
-    assert proc.stdin is not None
-    try:
-        proc.stdin.write(data)
-        proc.stdin.close()
-    except OSError:  # the reader killed it, or it failed: the reader reports that
-        pass
-
-
 def _is_remote(repo: str) -> bool:
     return "://" in repo or re.match(r"^[\w.-]+@[\w.-]+:", repo) is not None
 
@@ -101,20 +91,41 @@ class Git:
 
         ``git log --reverse`` computes every diff before it prints its first line (seconds on a
         long history, with the ingest waiting). Listing the commits first, which needs no diff,
-        and having ``git diff-tree --stdin`` diff each against its first parent streams the same
-        lines while git computes them.
+        and piping them into ``git diff-tree --stdin`` streams the same lines while git computes
+        them; the list goes from one git process to the other without passing through Python.
         """
-        order = self.run("rev-list", "--first-parent", "--reverse", "--parents", rev_range)
-        # "<commit> <first parent>" (a root: the commit alone); further parents would make it a merge diff
-        todo = "".join(" ".join(line.split(" ", 2)[:2]) + "\n" for line in order.splitlines() if line).encode()
+        try:
+            order = subprocess.Popen(
+                self._cmd(["rev-list", "--first-parent", "--reverse", "--parents", rev_range]),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=_ENV,
+            )
+        except OSError as exc:
+            raise SourceError("git", "git_missing", f"cannot run git: {exc}") from exc
+        assert order.stdout is not None and order.stderr is not None
         args = ("diff-tree", "--stdin", "--root", "-r", "--raw", "--no-abbrev", "--no-renames")
-        return self._lines((*args, f"--pretty=format:{fmt}", "--", *paths), todo)
+        completed = False
+        try:
+            yield from self._lines(
+                (*args, "--diff-merges=first-parent", f"--pretty=format:{fmt}", "--", *paths), order.stdout
+            )
+            completed = True
+        finally:
+            order.stdout.close()
+            if not completed:
+                order.kill()
+            err = order.stderr.read().decode(errors="replace").strip()
+            order.stderr.close()
+            code = order.wait()
+        if code != 0:
+            raise SourceError("git", "git_command", f"git rev-list failed in {self.path}: {err}")
 
-    def _lines(self, args: Sequence[str], stdin: bytes | None) -> Iterator[str]:
+    def _lines(self, args: Sequence[str], stdin: IO[bytes] | None) -> Iterator[str]:
         try:
             proc = subprocess.Popen(
                 self._cmd(args),
-                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdin=stdin if stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=_ENV,
@@ -122,8 +133,6 @@ class Git:
         except OSError as exc:
             raise SourceError("git", "git_missing", f"cannot run git: {exc}") from exc
         assert proc.stdout is not None
-        if stdin is not None:
-            threading.Thread(target=_feed, args=(proc, stdin), name="git-stdin-writer", daemon=True).start()
         completed = False
         try:
             # whole chunks split at once: a line-by-line read costs more than git's own work

@@ -156,7 +156,11 @@ class _Links:
         """Whether more work may queue: below the bound, and a graph it needs is still loading."""
         if len(self.waiting) >= MAX_WAITING:
             return False
-        return any(_loading(link.lister) for link in (self.waiting[0], self.waiting[-1])) if self.waiting else True
+        return self.blocked() if self.waiting else True
+
+    def blocked(self) -> bool:
+        """Whether queued work still waits for a graph that is loading."""
+        return bool(self.waiting) and any(_loading(link.lister) for link in (self.waiting[0], self.waiting[-1]))
 
     def flush(self) -> None:
         while self.waiting:
@@ -166,8 +170,12 @@ class _Links:
         v, lister, commit, base, prev = link.value, link.lister, link.commit, link.base, link.prev
         if commit is not None and lister is not None and _known(lister, base):
             assert base is not None and base.commit is not None
-            changes = lister.changes(commit, [base.commit], link.paths)
-            self.tx.add_changes(link.dep_id, v.service, v.environment, changes)
+            if isinstance(lister, CommitGraph):  # times as numbers, straight into the store
+                rows = lister.change_rows(commit, [base.commit], link.paths)
+                self.tx.add_change_rows(link.dep_id, v.service, v.environment, rows)
+            else:
+                changes = lister.changes(commit, [base.commit], link.paths)
+                self.tx.add_changes(link.dep_id, v.service, v.environment, changes)
         if prev is None:
             return
         is_ancestor = bool(
@@ -184,6 +192,10 @@ class _Links:
             Transition(prev.version, prev.deployed_at, v.value, v.committed_at, v.message, is_ancestor),
             link.dep_id,
         )
+
+
+class _Abandoned(Exception):
+    """Raised inside a batch's transaction to roll it back: nothing of it is kept, the cursor stays."""
 
 
 MAX_WAITING = 60_000  # deployments whose graph work may wait for a loading graph (≈ 50 MB)
@@ -338,27 +350,34 @@ class GitOpsIngester:
         """One transaction: up to ``size`` commits or ``BATCH_SECONDS`` of work (git calls
         included), then the state and the cursor of the last applied commit. True once the stream ends."""
         deadline = time.monotonic() + BATCH_SECONDS
-        with self.store.transaction() as tx:
-            latest, links = _Latest(tx), _Links(tx, self.cfg)
-            last: str | None = None
-            exhausted = False
-            n = 0
-            while not stop.is_set():
-                # past its size or time, a batch still goes on while its graph work waits for a graph
-                if (n >= size or time.monotonic() > deadline) and not (links.waiting and links.may_wait()):
-                    break
-                commit = next(commits, None)
-                if commit is None:
-                    exhausted = True
-                    break
-                self._apply(tx, latest, links, git, commit, state, result, None)
-                last = commit.commit
-                result.commits += 1
-                n += 1
-            links.flush()
-            if exhausted or last is not None:
-                tx.set_gitops_state(self.repo.key, state)
-                tx.set_cursor(self.cursor_name, head if exhausted else str(last))
+        counts = (result.commits, result.deployments, result.skips)
+        try:
+            with self.store.transaction() as tx:
+                latest, links = _Latest(tx), _Links(tx, self.cfg)
+                last: str | None = None
+                exhausted = False
+                n = 0
+                while not stop.is_set():
+                    # past its size or time, a batch still goes on while its graph work waits for a graph
+                    if (n >= size or time.monotonic() > deadline) and not (links.waiting and links.may_wait()):
+                        break
+                    commit = next(commits, None)
+                    if commit is None:
+                        exhausted = True
+                        break
+                    self._apply(tx, latest, links, git, commit, state, result, None)
+                    last = commit.commit
+                    result.commits += 1
+                    n += 1
+                if stop.is_set() and links.blocked():
+                    raise _Abandoned  # a shutdown does not wait for a graph to load: the batch is redone
+                links.flush()
+                if exhausted or last is not None:
+                    tx.set_gitops_state(self.repo.key, state)
+                    tx.set_cursor(self.cursor_name, head if exhausted else str(last))
+        except _Abandoned:
+            result.commits, result.deployments, result.skips = counts
+            return False
         return exhausted
 
     def _reconcile(

@@ -493,3 +493,53 @@ def test_deployments_recorded_while_the_graph_loads_equal_those_recorded_after(
 
     assert queued_max >= 300
     assert natural_rows(out / "queued" / "dora.db") == natural_rows(out / "waited" / "dora.db")
+
+
+def test_a_stop_while_the_graph_loads_abandons_the_batch_and_the_next_poll_converges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shutdown must not wait for a source graph to load: the batch whose graph work is queued
+    is rolled back (the cursor stays), and the next poll stores exactly the uninterrupted rows."""
+    from exporter import config as cfgmod
+    from exporter.daemon import Daemon
+    from exporter.sources.commitgraph import CommitGraph
+
+    out = tmp_path / "demo"
+    generate.generate(out, seed=3, days=DEMO_DAYS, end=DEMO_END)
+    generate.write_config(out, "127.0.0.1:0")
+    reference_cfg, stopped_cfg = _config(out, "reference"), _config(out, "stopped")
+    reference = Daemon(cfgmod.load(reference_cfg))
+    try:
+        reference.ingest_once()
+    finally:
+        reference.close()
+
+    release, stop = threading.Event(), threading.Event()
+    original_warm, original_add = CommitGraph.warm, ingesting._Links.add
+
+    def slow_warm(self: CommitGraph) -> None:
+        release.wait(30)
+        original_warm(self)
+
+    def stopping_add(self: ingesting._Links, link: ingesting._Link) -> None:
+        original_add(self, link)
+        if len(self.waiting) >= 50:
+            stop.set()  # a shutdown, while the graph is still loading
+
+    monkeypatch.setattr(CommitGraph, "warm", slow_warm)
+    monkeypatch.setattr(ingesting._Links, "add", stopping_add)
+    daemon = Daemon(cfgmod.load(stopped_cfg))
+    try:
+        (ingester,) = daemon.ingesters
+        first = ingester.poll(stop)
+        assert not release.is_set(), "the stopped poll waited for the graph"
+        assert first.stopped and (first.commits, first.deployments) == (0, 0)
+        assert daemon.store.cursor(ingester.cursor_name) is None
+        release.set()
+        stop.clear()
+        second = ingester.poll(stop)
+        assert not second.stopped and second.commits > 600
+    finally:
+        release.set()
+        daemon.close()
+    assert natural_rows(out / "stopped" / "dora.db") == natural_rows(out / "reference" / "dora.db")

@@ -41,6 +41,8 @@ log = structlog.get_logger(__name__)
 _HEAD = 1
 _EXCL = 2
 
+ChangeRow = tuple[str, int, int, str]  # sha, author time, commit time (POSIX seconds), subject
+
 
 class ChangeLister(Protocol):
     """What ingesting needs from a source repository: the commit graph of a clone here, the GitHub
@@ -275,14 +277,24 @@ class CommitGraph:
     def changes(self, head: str, exclude: Sequence[str], paths: Sequence[str]) -> list[Change]:
         """Non-merge commits reachable from ``head`` and not from ``exclude`` touching ``paths``,
         oldest first (by commit time, then author time, then SHA)."""
+        return [
+            Change(sha, utc(at), utc(ct), subject) for sha, at, ct, subject in self.change_rows(head, exclude, paths)
+        ]
+
+    def change_rows(self, head: str, exclude: Sequence[str], paths: Sequence[str]) -> list[ChangeRow]:
+        """``changes`` as ``(sha, author time, commit time, subject)`` with POSIX times: what the
+        store writes, without building a datetime per time only to turn it back into a number."""
         with self._lock:
             if not self._ensure([head, *exclude]):
-                return self.git.changes(head, exclude, paths)
+                return [
+                    (c.sha, int(c.author_time.timestamp()), int(c.commit_time.timestamp()), c.subject)
+                    for c in self.git.changes(head, exclude, paths)
+                ]
             touching = self._touching_of(paths)
             if len(exclude) == 1:
                 h, b = self._index[head], self._index[exclude[0]]
                 if self._chain[h] == self._chain[b]:
-                    return self._as_changes(self._chain_range(self._chain[h], self._pos[b], self._pos[h], paths))
+                    return self._as_rows(self._chain_range(self._chain[h], self._pos[b], self._pos[h], paths))
             index, parents, gen, merges = self._index, self._parents_of, self._gen, self._merges
             chain, pos = self._chain, self._pos
             flags: dict[int, int] = {}
@@ -316,7 +328,7 @@ class CommitGraph:
                         found.append(i)
                 for p in parents(i):
                     push(p, f)
-            return self._as_changes(found)
+            return self._as_rows(found)
 
     def _parents_of(self, i: int) -> tuple[int, ...]:
         more = self._more.get(i)
@@ -337,9 +349,9 @@ class CommitGraph:
         lo, hi = bisect.bisect_right(positions, low), bisect.bisect_right(positions, high)
         return [members[p] for p in positions[lo:hi]]
 
-    def _as_changes(self, found: list[int]) -> list[Change]:
+    def _as_rows(self, found: list[int]) -> list[ChangeRow]:
         found.sort(key=lambda i: (self._commit[i], self._author[i], self._shas[i]))
-        return [Change(self._shas[i], utc(self._author[i]), utc(self._commit[i]), self._subject[i]) for i in found]
+        return [(self._shas[i], self._author[i], self._commit[i], self._subject[i]) for i in found]
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """``git merge-base --is-ancestor``: a commit is its own ancestor."""

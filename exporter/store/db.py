@@ -41,6 +41,13 @@ DEFAULT_CACHE_PAGES = -2000  # SQLite's default: 2 MB per connection
 BULK_CHECKPOINT_PAGES = 65536  # 256 MiB of WAL between checkpoints while a poll writes
 DEFAULT_CHECKPOINT_PAGES = 1000  # SQLite's default
 
+# a change is attributed once per pair: to the first deployment that delivered it
+_INSERT_CHANGE = (
+    "INSERT OR IGNORE INTO changes (service, environment, sha, deployment_id, author_time, commit_time, "
+    "subject, pr_checked, pr_number, pr_first_commit_time, pr_opened_at, pr_merged_at) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
 _DEPLOYMENT_COLS = (
     "id, service, environment, version, deployed_at, source, manifest_commit, commit_sha, message, rework, baseline"
 )
@@ -542,13 +549,26 @@ class Tx(_Reads):
     def mark_rework(self, deployment_id: int) -> None:
         self.conn.execute("UPDATE deployments SET rework = 1 WHERE id = ?", (deployment_id,))
 
+    def add_change_rows(
+        self, deployment_id: int, service: str, environment: str, rows: Iterable[tuple[str, float, float, str]]
+    ) -> int:
+        """``add_changes`` for ``(sha, author time, commit time, subject)`` rows of a local commit
+        graph (no pull request looked for): the bulk path of an ingest."""
+        before = self.conn.total_changes
+        self.conn.executemany(
+            _INSERT_CHANGE,
+            [
+                (service, environment, sha, deployment_id, at, ct, subject, 0, None, None, None, None)
+                for sha, at, ct, subject in rows
+            ],
+        )
+        return self.conn.total_changes - before
+
     def add_changes(self, deployment_id: int, service: str, environment: str, changes: Iterable[Change]) -> int:
         """Attribute changes not yet delivered to this pair; returns how many were new."""
         before = self.conn.total_changes
         self.conn.executemany(
-            "INSERT OR IGNORE INTO changes (service, environment, sha, deployment_id, author_time, commit_time, "
-            "subject, pr_checked, pr_number, pr_first_commit_time, pr_opened_at, pr_merged_at) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            _INSERT_CHANGE,
             [
                 (
                     service,

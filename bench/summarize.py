@@ -32,7 +32,7 @@ def main() -> int:
     row("baseline git log --first-parent -p", lambda r: f"{r['ingest']['baseline_seconds']:.2f} s")
     row("full ingest (incl. snapshot)", lambda r: f"{r['ingest']['total_seconds']:.1f} s")
     row("ingest per commit", lambda r: f"{r['ingest']['total_seconds'] / r['ingest']['commits'] * 1000:.2f} ms")
-    row("ratio to baseline (target <= 3x)", lambda r: f"{r['ingest']['ratio']:.1f}x")
+    row("ratio to baseline (target <= 3x)", lambda r: f"{r['ingest']['ratio']:.2f}x")
     row("peak RSS of the ingest (target <= 300 MB)", lambda r: f"{r['ingest']['peak_rss_mb']:.0f} MB")
     row("first poll of a started daemon (graph load)", lambda r: f"{r['incremental']['cold_poll_seconds']:.1f} s")
     row("poll, 0 new commits (target < 100 ms)", lambda r: f"{r['incremental']['empty_poll_seconds'] * 1000:.1f} ms")

@@ -162,8 +162,15 @@ class _Links:
         """Whether queued work still waits for a graph that is loading."""
         return bool(self.waiting) and any(_loading(link.lister) for link in (self.waiting[0], self.waiting[-1]))
 
-    def flush(self) -> None:
+    def flush(self, stop: threading.Event | None = None) -> None:
+        """Do the queued work in order. With ``stop``: raise ``_Abandoned`` (rolling the batch back)
+        as soon as it is set while the work still waits for a loading graph."""
         while self.waiting:
+            link = self.waiting[0]
+            while stop is not None and isinstance(link.lister, CommitGraph) and link.lister.loading:
+                if stop.is_set():
+                    raise _Abandoned
+                link.lister.wait_loaded(0.05)
             self._do(self.waiting.popleft())
 
     def _do(self, link: _Link) -> None:
@@ -369,9 +376,7 @@ class GitOpsIngester:
                     last = commit.commit
                     result.commits += 1
                     n += 1
-                if stop.is_set() and links.blocked():
-                    raise _Abandoned  # a shutdown does not wait for a graph to load: the batch is redone
-                links.flush()
+                links.flush(stop)  # a shutdown does not wait for a graph to load: the batch is redone
                 if exhausted or last is not None:
                     tx.set_gitops_state(self.repo.key, state)
                     tx.set_cursor(self.cursor_name, head if exhausted else str(last))

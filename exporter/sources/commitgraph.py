@@ -209,6 +209,10 @@ class CommitGraph:
         thread.start()
         return thread
 
+    def wait_loaded(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a background warm to end; whether it has."""
+        return self._idle.wait(timeout)
+
     @property
     def loading(self) -> bool:
         """Whether a background warm is still running: a question now would wait for it."""

@@ -521,9 +521,11 @@ def test_a_stop_while_the_graph_loads_abandons_the_batch_and_the_next_poll_conve
         release.wait(30)
         original_warm(self)
 
+    armed = True
+
     def stopping_add(self: ingesting._Links, link: ingesting._Link) -> None:
         original_add(self, link)
-        if len(self.waiting) >= 50:
+        if armed and len(self.waiting) >= 50:
             stop.set()  # a shutdown, while the graph is still loading
 
     monkeypatch.setattr(CommitGraph, "warm", slow_warm)
@@ -535,6 +537,7 @@ def test_a_stop_while_the_graph_loads_abandons_the_batch_and_the_next_poll_conve
         assert not release.is_set(), "the stopped poll waited for the graph"
         assert first.stopped and (first.commits, first.deployments) == (0, 0)
         assert daemon.store.cursor(ingester.cursor_name) is None
+        armed = False  # the next poll is not interrupted
         release.set()
         stop.clear()
         second = ingester.poll(stop)

@@ -44,10 +44,11 @@ def repo(tmp_path: Path) -> GitRepo:
     return r
 
 
+@pytest.mark.parametrize("piped", [False, True], ids=["fed", "piped"])
 @pytest.mark.parametrize("paths", [["deploy"], ["deploy/prod"], ["deploy/dev", "README"], ["nothing/here"]])
-def test_same_lines_as_git_log(repo: GitRepo, paths: list[str]) -> None:
+def test_same_lines_as_git_log(repo: GitRepo, paths: list[str], piped: bool) -> None:
     with Git(repo.path) as git:
-        got = list(git.first_parent_diffs("main", FORMAT, paths))
+        got = list(git.first_parent_diffs("main", FORMAT, paths, piped=piped))
         want = _log(git, "main", paths)
     assert _significant(got) == _significant(want)
     if paths != ["nothing/here"]:
@@ -63,6 +64,7 @@ def test_a_range_starts_after_its_base(repo: GitRepo) -> None:
         assert list(git.first_parent_diffs("main..main", FORMAT, ["deploy"])) == []
 
 
-def test_an_unknown_range_is_a_source_error(repo: GitRepo) -> None:
+@pytest.mark.parametrize("piped", [False, True], ids=["fed", "piped"])
+def test_an_unknown_range_is_a_source_error(repo: GitRepo, piped: bool) -> None:
     with Git(repo.path) as git, pytest.raises(SourceError):
-        list(git.first_parent_diffs("no-such-branch", FORMAT, ["deploy"]))
+        list(git.first_parent_diffs("no-such-branch", FORMAT, ["deploy"], piped=piped))

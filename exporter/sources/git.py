@@ -34,6 +34,16 @@ _SHA = re.compile(r"[0-9a-f]{40}")
 STREAM_CHUNK = 1 << 16
 
 
+def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
+    """Write a process's whole input, then close it; a process that ended early just stops it."""
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+        proc.stdin.close()
+    except OSError:  # the reader killed it, or it failed: the reader reports that
+        pass
+
+
 def _is_remote(repo: str) -> bool:
     return "://" in repo or re.match(r"^[\w.-]+@[\w.-]+:", repo) is not None
 
@@ -85,15 +95,34 @@ class Git:
         """Lines of one long git command, read as they come; a non-zero exit raises at the end."""
         return self._lines(args, None)
 
-    def first_parent_diffs(self, rev_range: str, fmt: str, paths: Sequence[str]) -> Iterator[str]:
+    def first_parent_diffs(self, rev_range: str, fmt: str, paths: Sequence[str], piped: bool = False) -> Iterator[str]:
         """The lines of ``git log --first-parent --diff-merges=first-parent --reverse --raw
         --no-abbrev --no-renames --format=<fmt> <rev_range> -- <paths>``, from the oldest commit on.
 
         ``git log --reverse`` computes every diff before it prints its first line (seconds on a
         long history, with the ingest waiting). Listing the commits first, which needs no diff,
-        and piping them into ``git diff-tree --stdin`` streams the same lines while git computes
-        them; the list goes from one git process to the other without passing through Python.
+        and feeding them to ``git diff-tree --stdin`` streams the same lines while git computes
+        them. ``piped``: the list goes from one git process to the other through an OS pipe,
+        never held in Python (the reader process of a long history); otherwise it is read here
+        and written by a thread.
         """
+        args = (
+            "diff-tree",
+            "--stdin",
+            "--root",
+            "-r",
+            "--raw",
+            "--no-abbrev",
+            "--no-renames",
+            "--diff-merges=first-parent",
+        )
+        diff = (*args, f"--pretty=format:{fmt}", "--", *paths)
+        if not piped:
+            order = self.run("rev-list", "--first-parent", "--reverse", "--parents", rev_range).encode()
+            return self._lines(diff, order)
+        return self._piped(rev_range, diff)
+
+    def _piped(self, rev_range: str, diff: Sequence[str]) -> Iterator[str]:
         try:
             order = subprocess.Popen(
                 self._cmd(["rev-list", "--first-parent", "--reverse", "--parents", rev_range]),
@@ -104,12 +133,9 @@ class Git:
         except OSError as exc:
             raise SourceError("git", "git_missing", f"cannot run git: {exc}") from exc
         assert order.stdout is not None and order.stderr is not None
-        args = ("diff-tree", "--stdin", "--root", "-r", "--raw", "--no-abbrev", "--no-renames")
         completed = False
         try:
-            yield from self._lines(
-                (*args, "--diff-merges=first-parent", f"--pretty=format:{fmt}", "--", *paths), order.stdout
-            )
+            yield from self._lines(diff, order.stdout)
             completed = True
         finally:
             order.stdout.close()
@@ -121,11 +147,12 @@ class Git:
         if code != 0:
             raise SourceError("git", "git_command", f"git rev-list failed in {self.path}: {err}")
 
-    def _lines(self, args: Sequence[str], stdin: IO[bytes] | None) -> Iterator[str]:
+    def _lines(self, args: Sequence[str], stdin: IO[bytes] | bytes | None) -> Iterator[str]:
+        """Lines of a git command's output; ``stdin``: a pipe it reads, or bytes a thread writes."""
         try:
             proc = subprocess.Popen(
                 self._cmd(args),
-                stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                stdin=subprocess.PIPE if isinstance(stdin, bytes) else (stdin or subprocess.DEVNULL),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=_ENV,
@@ -133,6 +160,8 @@ class Git:
         except OSError as exc:
             raise SourceError("git", "git_missing", f"cannot run git: {exc}") from exc
         assert proc.stdout is not None
+        if isinstance(stdin, bytes):
+            threading.Thread(target=_feed, args=(proc, stdin), name="git-stdin-writer", daemon=True).start()
         completed = False
         try:
             # whole chunks split at once: a line-by-line read costs more than git's own work

@@ -145,10 +145,11 @@ def _parse_raw(line: str) -> _Entry | None:
 
 
 def read_commits(
-    git: Git, repo: GitOpsRepo, extractor: Extractor, rev_range: str
+    git: Git, repo: GitOpsRepo, extractor: Extractor, rev_range: str, piped: bool = False
 ) -> Generator[CommitValues, None, None]:
     """Stream the values set by each first-parent commit in ``rev_range``, oldest first."""
-    lines = git.first_parent_diffs(rev_range, "%x1e%H%x1f%ct%x1f%s", sorted({r.pathspec for r in repo.manifests}))
+    pathspecs = sorted({r.pathspec for r in repo.manifests})
+    lines = git.first_parent_diffs(rev_range, "%x1e%H%x1f%ct%x1f%s", pathspecs, piped=piped)
     # commits are read ahead in groups so that their blobs are fetched in one pipelined pass
     pending: list[tuple[CommitValues, list[_Entry]]] = []
     for line in lines:

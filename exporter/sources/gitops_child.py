@@ -94,7 +94,8 @@ def _serve(job: IO[bytes], out: IO[bytes]) -> None:
     try:
         with Git(Path(repo_path)) as git:
             batch: list[gitops.CommitValues] = []
-            for commit in gitops.read_commits(git, repo, gitops.Extractor(repo, names, git), rev_range):
+            extractor = gitops.Extractor(repo, names, git)
+            for commit in gitops.read_commits(git, repo, extractor, rev_range, piped=True):
                 batch.append(commit)
                 if len(batch) >= _BATCH:
                     send("commits", batch)

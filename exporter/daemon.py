@@ -42,6 +42,7 @@ _R = TypeVar("_R")
 
 HEARTBEAT_SECONDS = 5.0
 STOP_BUDGET_SECONDS = 8.0
+SIGNAL_CHECK_SECONDS = 0.1  # how often the main thread looks for a signal the handler noted
 
 
 class Progress:
@@ -69,6 +70,7 @@ class Daemon:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.stop = threading.Event()
+        self._signalled: int | None = None  # set by the signal handler, acted on by ``run``
         self.store = Store(cfg.store_path)
         self.github: Client | None = None
         self.incidents: IncidentIngester | None = None
@@ -570,7 +572,11 @@ class Daemon:
                 next_run_time=datetime.now(UTC),
             )
         scheduler.start()
-        self.stop.wait()
+        while self._signalled is None and not self.stop.wait(SIGNAL_CHECK_SECONDS):
+            pass
+        if self._signalled is not None:
+            log.info("daemon.signal", signal=signal.Signals(self._signalled).name)
+        self.stop.set()
         log.info("daemon.stopping")
         deadline = time.monotonic() + STOP_BUDGET_SECONDS
         scheduler.shutdown(wait=False)
@@ -586,8 +592,11 @@ class Daemon:
         return 0
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        log.info("daemon.signal", signal=signal.Signals(signum).name)
-        self.stop.set()
+        """Only notes the signal. A handler runs on the main thread between two bytecodes, possibly
+        while that thread holds a lock: the log's write lock with a line half written, or the stop
+        event's own. Taking either again here would deadlock the process for good (a SIGTERM right
+        after a log line did, now and then), so the main loop logs it and sets ``stop``."""
+        self._signalled = signum
 
     def close(self) -> None:
         if self.http is not None:

@@ -93,7 +93,7 @@ def test_migrations_set_user_version_and_wal(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "dora.db"
     store = Store(path)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 5
+        assert store.schema_version == len(MIGRATIONS) == 6
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -166,7 +166,7 @@ def test_a_version_3_store_migrates_to_github_deployments_keeping_its_rows(tmp_p
     conn.close()
     store = Store(path)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 5  # through 4 (an index) and 5
+        assert store.schema_version == len(MIGRATIONS) == 6  # through 4 (an index), 5 and 6
         assert [d.commit for d in store.deployments()] == ["abc"] and store.cursor("gitops:x") == "head"
         assert store.open_github_deployments("acme/shop") == []
         row = GitHubDeploymentRow("acme/shop", 7, "s", "prod", "f" * 40, 50.0, "in_progress", False)

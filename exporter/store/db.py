@@ -33,6 +33,7 @@ from exporter.model import (
     Skip,
     utc,
 )
+from exporter.store import changes
 from exporter.store.schema import MIGRATIONS
 
 _SOURCES = {s.value: s for s in DeploymentSource}  # an enum call per row is slower than a dict
@@ -40,13 +41,6 @@ BULK_CACHE_MB = 64
 DEFAULT_CACHE_PAGES = -2000  # SQLite's default: 2 MB per connection
 BULK_CHECKPOINT_PAGES = 65536  # 256 MiB of WAL between checkpoints while a poll writes
 DEFAULT_CHECKPOINT_PAGES = 1000  # SQLite's default
-
-# a change is attributed once per pair: to the first deployment that delivered it
-_INSERT_CHANGE = (
-    "INSERT OR IGNORE INTO changes (service, environment, sha, deployment_id, author_time, commit_time, "
-    "subject, pr_checked, pr_number, pr_first_commit_time, pr_opened_at, pr_merged_at) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-)
 
 _DEPLOYMENT_COLS = (
     "id, service, environment, version, deployed_at, source, manifest_commit, commit_sha, message, rework, baseline"
@@ -127,7 +121,7 @@ def window_leads_sql(change_start: str) -> str:
     start_col = _start_column(change_start, "c.")
     return (
         f"SELECT c.sha, c.deployment_id, MAX(0.0, d.deployed_at - {start_col}) FROM deployments d "  # noqa: S608
-        "JOIN changes c ON c.deployment_id = d.id AND c.service = d.service AND c.environment = d.environment "
+        "JOIN changes c ON c.deployment_id = d.id "
         "WHERE d.service = ? AND d.environment = ? AND d.deployed_at > ?"
     )
 
@@ -317,14 +311,12 @@ class _Reads:
             h.failures.append(f)
             if f.deployment_id is not None:
                 h.failed_deployment_ids.add(f.deployment_id)
-        start_col = _start_column(change_start, "")
-        changes = f"SELECT service, environment, sha, deployment_id, {start_col} FROM changes"  # noqa: S608
-        if since is not None:  # only the changes of the deployments loaded, not a scan of all of them
-            changes = (
-                f"SELECT c.service, c.environment, c.sha, c.deployment_id, {_start_column(change_start, 'c.')} "  # noqa: S608
-                "FROM changes c JOIN deployments d ON d.id = c.deployment_id WHERE d.deployed_at > ? "
-                "ORDER BY c.service, c.environment, c.sha"
-            )
+        # read from the change index alone (the SHA is in it)
+        changes = (
+            f"SELECT d.service, d.environment, c.sha, c.deployment_id, {_start_column(change_start, 'c.')} "  # noqa: S608
+            "FROM deployments d JOIN changes c ON c.deployment_id = d.id"
+            + (" WHERE d.deployed_at > ?" if since is not None else "")
+        )
         for service, env, sha, dep_id, start in self.conn.execute(changes, args):
             found = when.get(dep_id)
             if found is None:
@@ -382,7 +374,9 @@ class _Reads:
     def totals(self, change_start: str, bounds: Sequence[float]) -> dict[PairKey, PairTotals]:
         """Every pair's all-time deployment count and latest deployment, and its lead times as a
         cumulative histogram over ``bounds`` with their count and sum, aggregated in SQL: no row
-        reaches Python. The sum runs over the changes table's own order, as ``histories`` reads it."""
+        reaches Python, and read from the pair and change indexes alone. Integer-second lead times
+        (git commit times) sum exactly in any order; fractional ones may differ from a sum over
+        ``histories`` in the last bit of a double."""
         out = self._deployment_totals()
         for key, lead in self._lead_totals(change_start, bounds, None).items():
             t = out.setdefault(key, PairTotals())
@@ -404,13 +398,13 @@ class _Reads:
         changes of deployments with an id above ``after_deployment``."""
         start_col = _start_column(change_start, "c.")
         le = "".join(f", SUM(lead <= {float(b)!r})" for b in bounds)
-        where, args = ("WHERE c.deployment_id > ?", (after_deployment,)) if after_deployment is not None else ("", ())
+        where, args = ("WHERE d.id > ?", (after_deployment,)) if after_deployment is not None else ("", ())
         return {
             PairKey(service, env): (n, float(total), tuple(cumulative))
             for service, env, n, total, *cumulative in self.conn.execute(
                 f"SELECT service, environment, COUNT(*), SUM(lead){le} FROM ("  # noqa: S608
-                f"SELECT c.service, c.environment, MAX(0.0, d.deployed_at - {start_col}) AS lead FROM changes c "
-                f"JOIN deployments d ON d.id = c.deployment_id {where}) GROUP BY service, environment",
+                f"SELECT d.service, d.environment, MAX(0.0, d.deployed_at - {start_col}) AS lead "
+                f"FROM deployments d JOIN changes c ON c.deployment_id = d.id {where}) GROUP BY service, environment",
                 args,
             )
         }
@@ -554,21 +548,19 @@ class Tx(_Reads):
     ) -> int:
         """``add_changes`` for ``(sha, author time, commit time, subject)`` rows of a local commit
         graph (no pull request looked for): the bulk path of an ingest."""
-        before = self.conn.total_changes
-        self.conn.executemany(
-            _INSERT_CHANGE,
+        return changes.insert(
+            self.conn,
             [
                 (service, environment, sha, deployment_id, at, ct, subject, 0, None, None, None, None)
                 for sha, at, ct, subject in rows
             ],
         )
-        return self.conn.total_changes - before
 
-    def add_changes(self, deployment_id: int, service: str, environment: str, changes: Iterable[Change]) -> int:
-        """Attribute changes not yet delivered to this pair; returns how many were new."""
-        before = self.conn.total_changes
-        self.conn.executemany(
-            _INSERT_CHANGE,
+    def add_changes(self, deployment_id: int, service: str, environment: str, items: Iterable[Change]) -> int:
+        """Attribute changes not yet delivered to this pair (to the first deployment that delivers
+        them); returns how many were new."""
+        return changes.insert(
+            self.conn,
             [
                 (
                     service,
@@ -584,10 +576,9 @@ class Tx(_Reads):
                     c.pull_request.opened_at.timestamp() if c.pull_request else None,
                     c.pull_request.merged_at.timestamp() if c.pull_request else None,
                 )
-                for c in changes
+                for c in items
             ],
         )
-        return self.conn.total_changes - before
 
     def add_failure(
         self,
@@ -1040,10 +1031,17 @@ class Store(_Reads):
                 raise StoreError(
                     f"store {self.path} has schema {version}, newer than this version knows ({len(MIGRATIONS)})"
                 )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
                 try:
-                    # executescript commits first; the version bump rides in the same script
-                    self._writer.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+                    if isinstance(step, str):
+                        # executescript commits first; the version bump rides in the same script
+                        script = f"BEGIN IMMEDIATE;\n{step}\nPRAGMA user_version = {number};\nCOMMIT;"
+                        self._writer.executescript(script)
+                    else:  # a step that needs Python (rows rewritten), in one transaction all the same
+                        self._writer.execute("BEGIN IMMEDIATE")
+                        step(self._writer)
+                        self._writer.execute(f"PRAGMA user_version = {number}")
+                        self._writer.execute("COMMIT")
                 except sqlite3.Error as exc:
                     self._writer.execute("ROLLBACK") if self._writer.in_transaction else None
                     raise StoreError(f"migration {number} failed on {self.path}: {exc}") from exc

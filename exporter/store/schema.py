@@ -6,7 +6,58 @@ or an interrupted ingest converges on the same rows.
 
 from __future__ import annotations
 
-MIGRATIONS: tuple[str, ...] = (
+import sqlite3
+from collections.abc import Callable
+
+from exporter.store import changes
+
+Migration = str | Callable[[sqlite3.Connection], None]
+
+CHANGES_TABLE = """
+    CREATE TABLE changes (
+        id INTEGER PRIMARY KEY,
+        key INTEGER NOT NULL,
+        service TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        deployment_id INTEGER NOT NULL REFERENCES deployments (id),
+        author_time REAL NOT NULL,
+        commit_time REAL NOT NULL,
+        subject TEXT NOT NULL DEFAULT '',
+        pr_checked INTEGER NOT NULL DEFAULT 0,
+        pr_number INTEGER,
+        pr_first_commit_time REAL,
+        pr_opened_at REAL,
+        pr_merged_at REAL
+    )
+"""
+_COPY_CHUNK = 20_000
+
+
+def _changes_in_arrival_order(conn: sqlite3.Connection) -> None:
+    """Migration 6: the changes table becomes a rowid table in arrival order, unique on a narrow
+    integer key (``store.changes``) instead of a primary key on (service, environment, sha).
+
+    The rows are copied through the same insert as new changes take, in deployment order. The
+    deployment index now carries the SHA too: it no longer comes with the primary key, and a
+    window's lead times are still read from indexes alone."""
+    conn.execute("ALTER TABLE changes RENAME TO changes_v5")
+    conn.execute(CHANGES_TABLE)
+    conn.execute("CREATE UNIQUE INDEX changes_key ON changes (key)")
+    rows = conn.execute(
+        "SELECT service, environment, sha, deployment_id, author_time, commit_time, subject, pr_checked, pr_number, "
+        "pr_first_commit_time, pr_opened_at, pr_merged_at FROM changes_v5 ORDER BY deployment_id, commit_time, sha"
+    )
+    while chunk := rows.fetchmany(_COPY_CHUNK):
+        changes.insert(conn, chunk)
+    conn.execute("DROP TABLE changes_v5")
+    conn.execute(
+        "CREATE INDEX changes_deployment_start "
+        "ON changes (deployment_id, commit_time, author_time, pr_first_commit_time, sha)"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
     # 1: the core model
     """
     CREATE TABLE deployments (
@@ -192,4 +243,6 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX github_deployments_deployment ON github_deployments (deployment_id);
     CREATE INDEX github_deployments_open ON github_deployments (terminal, repo);
     """,
+    # 6: changes in arrival order, unique on a narrow key (see _changes_in_arrival_order)
+    _changes_in_arrival_order,
 )

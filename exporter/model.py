@@ -34,9 +34,10 @@ class DeploymentSource(enum.StrEnum):
     GITHUB = "github"
 
 
-@dataclass(frozen=True, slots=True)
-class ManifestValue:
-    """The deployed value one GitOps commit sets for one (service, environment)."""
+class ManifestValue(NamedTuple):
+    """The deployed value one GitOps commit sets for one (service, environment). A named tuple:
+    a long history's values are pickled by the reader process, and a named tuple unpickles in
+    less than half the time of a slots dataclass."""
 
     service: str
     environment: str

@@ -42,7 +42,8 @@ def child(config: str) -> None:
     )
     daemon = Daemon(cfg)
     t0 = time.perf_counter()
-    (result,) = [daemon.poll_gitops(ing) for ing in daemon.ingesters]
+    # as `dora-exporter ingest` does (Daemon.ingest_once): the polls, then one snapshot
+    (result,) = [daemon.poll_gitops(ing, recompute=False) for ing in daemon.ingesters]
     t1 = time.perf_counter()
     snap = daemon.recompute()
     t2 = time.perf_counter()

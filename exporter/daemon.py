@@ -283,8 +283,11 @@ class Daemon:
         log.info("webhook.argocd", outcome=outcome, app=note.app, trigger=note.trigger)
         return 202, outcome
 
-    def poll_gitops(self, ing: GitOpsIngester, progress: bool = False) -> IngestResult | None:
-        """One guarded poll: errors are logged and counted, never raised into the scheduler."""
+    def poll_gitops(
+        self, ing: GitOpsIngester, progress: bool = False, recompute: bool = True
+    ) -> IngestResult | None:
+        """One guarded poll: errors are logged and counted, never raised into the scheduler.
+        ``recompute=False``: the caller recomputes the snapshot itself once it is done."""
         started = time.monotonic()
         read_at = datetime.now(UTC)
         with self._busy:
@@ -322,7 +325,7 @@ class Daemon:
             force_push=result.force_push,
             seconds=round(duration, 3),
         )
-        if result.commits or result.force_push or not self.holder.get().pairs:
+        if recompute and (result.commits or result.force_push or not self.holder.get().pairs):
             self.recompute()
         if result.deployments and self.resolver is not None:
             self._run_now("github-changes")  # read the new deployments' changes now, on their own worker
@@ -486,7 +489,8 @@ class Daemon:
             self._run_now(job_id)
 
     def ingest_once(self, progress: bool = False) -> list[IngestResult | None]:
-        results = [self.poll_gitops(ing, progress) for ing in self.ingesters]
+        # one snapshot at the end, not one per repository and another after the GitHub passes
+        results = [self.poll_gitops(ing, progress, recompute=False) for ing in self.ingesters]
         while (deployed := self.poll_github_deployments()) is not None and deployed.stopped and deployed.read:
             pass  # a one-shot ingest reads every deployment: each stopped pass resumes where it stopped
         while self.resolver is not None and self.resolver.pending():

@@ -89,3 +89,25 @@ def test_incremental_totals_follow_new_and_late_changes(setup: tuple[Daemon, dat
         tx.add_changes(oldest, "order-service", "dev", [Change("e" * 40, utc(t - 9e5), utc(t - 9e5), "y")])
     assert store.totals("commit_time", bounds) == _Reads.totals(store, "commit_time", bounds)
     assert store.totals("author_time", bounds) == _Reads.totals(store, "author_time", bounds)
+
+
+def test_a_one_shot_ingest_computes_the_snapshot_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ingest`` (``ingest_once``) polls, then recomputes once: a poll's own recompute would be
+    thrown away by the one after the GitHub passes, and on a long history it is the costly, cold one."""
+    generate(tmp_path, days=5)
+    d = Daemon(config.load(write_config(tmp_path, listen="127.0.0.1:0")))
+    calls: list[int] = []
+    real = d.recompute
+
+    def counted(*args: object, **kwargs: object) -> snapshot.Snapshot:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(d, "recompute", counted)
+    try:
+        (result,) = d.ingest_once()
+        assert result is not None and result.deployments > 0
+        assert len(calls) == 1
+        assert d.holder.get().pairs  # and the snapshot it published has the pairs
+    finally:
+        d.close()

@@ -283,9 +283,7 @@ class Daemon:
         log.info("webhook.argocd", outcome=outcome, app=note.app, trigger=note.trigger)
         return 202, outcome
 
-    def poll_gitops(
-        self, ing: GitOpsIngester, progress: bool = False, recompute: bool = True
-    ) -> IngestResult | None:
+    def poll_gitops(self, ing: GitOpsIngester, progress: bool = False, recompute: bool = True) -> IngestResult | None:
         """One guarded poll: errors are logged and counted, never raised into the scheduler.
         ``recompute=False``: the caller recomputes the snapshot itself once it is done."""
         started = time.monotonic()

@@ -21,7 +21,7 @@ import structlog
 from exporter.config import GITHUB_REPO_PREFIX, Config, GitOpsRepo, ServiceConfig, _redact_url
 from exporter.correlate import Transition, rollback_kind, tag_commit_candidate
 from exporter.errors import SourceError
-from exporter.model import Deployment, DeploymentSource, FailureReason, ManifestValue, Skip
+from exporter.model import Deployment, DeploymentSource, FailureReason, ManifestValue, Skip, gitops_natural_key
 from exporter.sources import gitops, gitops_child
 from exporter.sources.commitgraph import ChangeLister, CommitGraph
 from exporter.sources.git import Git, fetch, open_repo
@@ -433,7 +433,7 @@ class GitOpsIngester:
                 result.skips += 1
                 log.warning("gitops.manifest_skipped", reason=skip.reason, where=skip.detail)
         for value in gitops.new_values(commit, state):
-            key = f"gitops:{self.repo.key}:{value.commit}:{value.service}:{value.environment}"
+            key = gitops_natural_key(self.repo.key, value.commit, value.service, value.environment)
             if rc is not None:
                 claimed = rc.claim((value.service, value.environment), value.value)
                 if claimed is not None:

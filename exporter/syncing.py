@@ -90,6 +90,7 @@ class ArgoIngester:
         self.cfg = cfg
         self.store = store
         self.repos = repos
+        self._repo_keys = tuple(g.key for g in cfg.gitops)  # GitOps rows are found by their natural keys
         self.clock = clock or (lambda: datetime.now(UTC))
         self._seen: dict[str, tuple[object, ...]] = {}
         self._lock = threading.Lock()
@@ -203,7 +204,7 @@ class ArgoIngester:
     def _history(self, tx: Tx, app: App, pair: tuple[str, str], entry: HistoryEntry, latest: bool) -> None:
         revision = entry.revision_for(self.cfg.argocd.source_repo)
         at = entry.time.timestamp()
-        same = tx.unclaimed_gitops_deployment(*pair, revision) if revision else None
+        same = tx.unclaimed_gitops_deployment(*pair, revision, self._repo_keys) if revision else None
         in_effect: str | None = None
         if same is None and revision:
             same, in_effect = self._gitops_at(tx, pair, revision)
@@ -214,7 +215,7 @@ class ArgoIngester:
         else:
             op = app.operation
             matching_op = op if op is not None and entry.started_at and op.started_at == entry.started_at else None
-            known = in_effect or (tx.gitops_version(*pair, revision) if revision else None)
+            known = in_effect or (tx.gitops_version(*pair, revision, self._repo_keys) if revision else None)
             version = known or self._version(app, pair, entry if latest else None, matching_op)
             if known is None and not latest and matching_op is None:
                 version = revision or "unknown"
@@ -266,7 +267,7 @@ class ArgoIngester:
             natural_key=f"argocd-op:{app.uid}:{started:.3f}",
             service=pair[0],
             environment=pair[1],
-            version=(tx.gitops_version(*pair, op.revision) if op.revision else None)
+            version=(tx.gitops_version(*pair, op.revision, self._repo_keys) if op.revision else None)
             or self._version(app, pair, None, op),
             deployed_at=started,
             source=DeploymentSource.ARGOCD,

@@ -21,8 +21,9 @@ import yaml
 from exporter import ingesting
 from exporter.demo import generate
 from exporter.errors import StoreError
+from exporter.model import DeploymentSource, gitops_natural_key
 from exporter.store import GitHubDeploymentRow, Store
-from exporter.store.db import window_leads_sql
+from exporter.store.db import _BY_MANIFEST_COMMIT, _by_manifest_commit, window_leads_sql
 from exporter.store.schema import MIGRATIONS
 from tests.gitrepo import HOUR, MINUTE, T0, Exporter, GitRepo, manifest, values_yaml
 
@@ -93,7 +94,7 @@ def test_migrations_set_user_version_and_wal(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "dora.db"
     store = Store(path)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 6
+        assert store.schema_version == len(MIGRATIONS) == 7
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -166,7 +167,7 @@ def test_a_version_3_store_migrates_to_github_deployments_keeping_its_rows(tmp_p
     conn.close()
     store = Store(path)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 6  # through 4 (an index), 5 and 6
+        assert store.schema_version == len(MIGRATIONS) == 7  # through 4 (an index), 5, 6 and 7
         assert [d.commit for d in store.deployments()] == ["abc"] and store.cursor("gitops:x") == "head"
         assert store.open_github_deployments("acme/shop") == []
         row = GitHubDeploymentRow("acme/shop", 7, "s", "prod", "f" * 40, 50.0, "in_progress", False)
@@ -178,6 +179,83 @@ def test_a_version_3_store_migrates_to_github_deployments_keeping_its_rows(tmp_p
             row, state="inactive", terminal=True, deployment_id=1
         )
         assert store.open_github_deployments("acme/shop") == []
+    finally:
+        store.close()
+
+
+def _manifest_rows(store: Store) -> dict[str, int]:
+    """A GitOps row, an Argo CD row no GitOps commit explained, and a GitHub row GitOps explained."""
+    ids = {}
+    with store.transaction() as tx:
+        for name, key, source, repo, commit in [
+            ("gitops", gitops_natural_key("r1", "m1", "s", "prod"), DeploymentSource.GITOPS, "r1", "m1"),
+            ("argocd", "argocd:uid:1", DeploymentSource.ARGOCD, None, "m2"),
+            ("github", "github:acme/shop:7", DeploymentSource.GITHUB, "r1", "m3"),
+        ]:
+            ids[name], _ = tx.add_deployment(
+                natural_key=key, service="s", environment="prod", version=f"v-{name}", deployed_at=100.0,
+                source=source, manifest_repo=repo, manifest_commit=commit, commit=None, message="", baseline=False,
+            )  # fmt: skip
+    return ids
+
+
+def _check_manifest_lookups(store: Store, ids: dict[str, int]) -> None:
+    with store.transaction() as tx:
+        found = tx.unclaimed_gitops_deployment("s", "prod", "m1", ["r1"])
+        assert found is not None and found.id == ids["gitops"]
+        assert tx.unclaimed_gitops_deployment("s", "prod", "m1", ["another-repo"]) is None
+        assert tx.unclaimed_gitops_deployment("s", "staging", "m1", ["r1"]) is None
+        explained = tx.unclaimed_gitops_deployment("s", "prod", "m3", ["r1"])
+        assert explained is not None and explained.id == ids["github"]
+        assert tx.unclaimed_gitops_deployment("s", "prod", "m2", ["r1"]) is None  # not explained by GitOps
+        assert tx.gitops_version("s", "prod", "m1", ["r1"]) == "v-gitops"
+        assert tx.gitops_version("s", "prod", "m2", ["r1"]) is None
+        assert tx.has_unexplained_external()
+    plan = " | ".join(
+        r[3]
+        for r in store.conn.execute(
+            f"EXPLAIN QUERY PLAN SELECT id FROM deployments d WHERE {_BY_MANIFEST_COMMIT}",
+            _by_manifest_commit("s", "prod", "m1", ["r1"]),
+        )
+    )
+    assert "sqlite_autoindex_deployments_1 (natural_key=?)" in plan
+    assert "deployments_external_manifest (manifest_repo=? AND manifest_commit=?)" in plan
+    assert "deployments_pair" not in plan  # never a walk of the pair's deployments
+
+
+def test_manifest_commits_find_gitops_rows_by_natural_key_and_external_rows_by_index(tmp_path: Path) -> None:
+    """Only external rows are in the manifest-commit index (a GitOps insert pays one random-key
+    index fewer); a GitOps row is found by its natural key, which carries its manifest commit."""
+    store = Store(tmp_path / "dora.db")
+    try:
+        ids = _manifest_rows(store)
+        indexed = store.conn.execute(
+            "SELECT COUNT(*) FROM deployments INDEXED BY deployments_external_manifest WHERE source != 'gitops'"
+        ).fetchone()[0]
+        assert indexed == 2
+        _check_manifest_lookups(store, ids)
+    finally:
+        store.close()
+
+
+def test_a_version_6_store_migrates_to_the_external_manifest_index(tmp_path: Path) -> None:
+    path = tmp_path / "dora.db"
+    store = Store(path)
+    ids = _manifest_rows(store)
+    store.close()
+    conn = sqlite3.connect(path)  # back to schema 6: the manifest index over every row
+    conn.executescript(
+        "DROP INDEX deployments_external_manifest;"
+        "CREATE INDEX deployments_manifest ON deployments (manifest_repo, manifest_commit);"
+        "PRAGMA user_version = 6;"
+    )
+    conn.close()
+    store = Store(path)
+    try:
+        assert store.schema_version == 7
+        names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "deployments_external_manifest" in names and "deployments_manifest" not in names
+        _check_manifest_lookups(store, ids)
     finally:
         store.close()
 

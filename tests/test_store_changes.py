@@ -153,7 +153,7 @@ def test_a_schema_5_store_migrates_its_changes_into_arrival_order(tmp_path: Path
     conn.close()
     store = Store(path)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 6
+        assert store.schema_version == len(MIGRATIONS) == 7
         rows = store.conn.execute(
             "SELECT service, environment, sha, deployment_id, author_time, commit_time, subject, pr_checked, "
             "pr_number, pr_first_commit_time, pr_opened_at, pr_merged_at FROM changes ORDER BY id"

@@ -8,6 +8,7 @@ or not at all, which is what makes ``kill -9`` mid-ingest safe.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 import threading
 import time
@@ -31,6 +32,7 @@ from exporter.model import (
     PairTotals,
     PullRequest,
     Skip,
+    gitops_natural_key,
     utc,
 )
 from exporter.store import changes
@@ -124,6 +126,25 @@ def window_leads_sql(change_start: str) -> str:
         "JOIN changes c ON c.deployment_id = d.id "
         "WHERE d.service = ? AND d.environment = ? AND d.deployed_at > ?"
     )
+
+
+# The rows a manifest commit explains for one pair: the GitOps row, found by its natural key (one per
+# configured GitOps repository), and any external row GitOps explained, on the external-rows index.
+# Its ``source != 'gitops'`` term is the partial index's own condition, which lets the planner use it;
+# the unary ``+`` keeps it off the pair index, which would walk every deployment of the pair.
+_BY_MANIFEST_COMMIT = (
+    "d.id IN (SELECT id FROM deployments WHERE natural_key IN (SELECT value FROM json_each(:keys)) "
+    "UNION ALL SELECT id FROM deployments WHERE source != 'gitops' AND manifest_repo IN "
+    "(SELECT value FROM json_each(:repos)) AND manifest_commit = :m AND +service = :s AND +environment = :e)"
+)
+
+
+def _by_manifest_commit(
+    service: str, environment: str, manifest_commit: str, repo_keys: Sequence[str]
+) -> dict[str, str]:
+    keys = [gitops_natural_key(r, manifest_commit, service, environment) for r in repo_keys]
+    repos = json.dumps(list(repo_keys))
+    return {"keys": json.dumps(keys), "repos": repos, "m": manifest_commit, "s": service, "e": environment}
 
 
 class _Reads:
@@ -784,20 +805,24 @@ class Tx(_Reads):
         )
         return cur.rowcount > 0
 
-    def unclaimed_gitops_deployment(self, service: str, environment: str, manifest_commit: str) -> Deployment | None:
+    def unclaimed_gitops_deployment(
+        self, service: str, environment: str, manifest_commit: str, repo_keys: Sequence[str]
+    ) -> Deployment | None:
         """The deployment a GitOps manifest commit made for a pair, unless an Argo CD entry already is it
-        (the GitOps row itself, or an external one that GitOps explained: a GitHub deployment)."""
+        (the GitOps row itself, or an external one that GitOps explained: a GitHub deployment).
+        ``repo_keys``: the configured GitOps repositories', whose natural keys find the GitOps rows."""
         row = self.conn.execute(
-            f"SELECT {_DEPLOYMENT_COLS} FROM deployments d WHERE service = ? AND environment = ? "  # noqa: S608
-            "AND manifest_repo IS NOT NULL AND manifest_commit = ? "
+            f"SELECT {_DEPLOYMENT_COLS} FROM deployments d WHERE {_BY_MANIFEST_COMMIT} "  # noqa: S608
             "AND NOT EXISTS (SELECT 1 FROM argocd_history h WHERE h.deployment_id = d.id) ORDER BY id LIMIT 1",
-            (service, environment, manifest_commit),
+            _by_manifest_commit(service, environment, manifest_commit, repo_keys),
         ).fetchone()
         return None if row is None else _deployment(row)
 
     def has_unexplained_external(self) -> bool:
         """Whether any Argo CD or GitHub deployment has no GitOps explanation yet (one index probe)."""
-        row = self.conn.execute("SELECT EXISTS (SELECT 1 FROM deployments WHERE manifest_repo IS NULL)").fetchone()
+        row = self.conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM deployments WHERE source != 'gitops' AND manifest_repo IS NULL)"
+        ).fetchone()
         return bool(row[0])
 
     def unclaimed_external_deployment(
@@ -822,7 +847,7 @@ class Tx(_Reads):
             # deployment of the pair (this runs once per GitOps deployment), the manifest index finds
             # the few candidates; the GitHub half is a range of the pair index bounded by the window
             f"SELECT {cols} FROM deployments d WHERE +service = :s AND +environment = :e "  # noqa: S608
-            "AND source = 'argocd' AND manifest_commit = :m AND manifest_repo IS NULL "
+            "AND source = 'argocd' AND source != 'gitops' AND manifest_commit = :m AND manifest_repo IS NULL "
             "AND EXISTS (SELECT 1 FROM argocd_history h WHERE h.deployment_id = d.id) "  # a sync that succeeded
             f"UNION ALL SELECT {cols} FROM deployments d WHERE :sha IS NOT NULL AND service = :s AND environment = :e "
             "AND deployed_at BETWEEN :lo AND :hi AND source = 'github' AND manifest_repo IS NULL "
@@ -861,12 +886,13 @@ class Tx(_Reads):
         ).fetchone()
         return None if row is None else _deployment(row)
 
-    def gitops_version(self, service: str, environment: str, manifest_commit: str) -> str | None:
+    def gitops_version(
+        self, service: str, environment: str, manifest_commit: str, repo_keys: Sequence[str]
+    ) -> str | None:
         """The version a GitOps manifest commit set for a pair, if the GitOps source recorded it."""
         row = self.conn.execute(
-            "SELECT version FROM deployments WHERE service = ? AND environment = ? AND manifest_commit = ? "
-            "AND manifest_repo IS NOT NULL ORDER BY id LIMIT 1",
-            (service, environment, manifest_commit),
+            f"SELECT version FROM deployments d WHERE {_BY_MANIFEST_COMMIT} ORDER BY id LIMIT 1",  # noqa: S608
+            _by_manifest_commit(service, environment, manifest_commit, repo_keys),
         ).fetchone()
         return None if row is None else str(row[0])
 
@@ -940,7 +966,8 @@ class Tx(_Reads):
         return cur.rowcount > 0
 
     def gitops_deployments(self, repo: str) -> list[tuple[int, str, str, str, str | None]]:
-        """(id, service, environment, version, manifest_commit) of one repo's deployments, oldest first."""
+        """(id, service, environment, version, manifest_commit) of one repo's deployments, oldest first.
+        A scan of the table: only a force-push reconcile asks."""
         rows = self.conn.execute(
             "SELECT id, service, environment, version, manifest_commit FROM deployments "
             "WHERE manifest_repo = ? ORDER BY deployed_at, id",

@@ -245,4 +245,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     # 6: changes in arrival order, unique on a narrow key (see _changes_in_arrival_order)
     _changes_in_arrival_order,
+    # 7: the manifest-commit index holds only the rows external sources (Argo CD, GitHub) recorded.
+    # A GitOps row is found by its natural key, which carries its manifest commit; every GitOps
+    # insert no longer pays a second random-key index.
+    """
+    DROP INDEX deployments_manifest;
+    CREATE INDEX deployments_external_manifest ON deployments (manifest_repo, manifest_commit)
+        WHERE source != 'gitops';
+    """,
 )

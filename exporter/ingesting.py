@@ -120,12 +120,12 @@ def _later(d: Deployment, than: Deployment | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Link:
-    """What recording a deployment still needs from its source repository's commit graph: its
-    changes since ``base``, and (given ``prev``) whether it went back to an ancestor of it."""
+    """What recording ``deployment`` still needs from its source repository's commit graph: its
+    changes since ``base``, and (given ``prev``) whether it went back to an ancestor of it. The
+    deployment row itself carries everything else, so a queued link holds nothing of its own
+    beyond these references."""
 
-    dep_id: int
-    value: ManifestValue
-    commit: str | None
+    deployment: Deployment
     lister: ChangeLister | None
     paths: tuple[str, ...]
     base: Deployment | None
@@ -174,15 +174,16 @@ class _Links:
             self._do(self.waiting.popleft())
 
     def _do(self, link: _Link) -> None:
-        v, lister, commit, base, prev = link.value, link.lister, link.commit, link.base, link.prev
+        d, lister, base, prev = link.deployment, link.lister, link.base, link.prev
+        commit = d.commit
         if commit is not None and lister is not None and _known(lister, base):
             assert base is not None and base.commit is not None
             if isinstance(lister, CommitGraph):  # times as numbers, straight into the store
                 rows = lister.change_rows(commit, [base.commit], link.paths)
-                self.tx.add_change_rows(link.dep_id, v.service, v.environment, rows)
+                self.tx.add_change_rows(d.id, d.service, d.environment, rows)
             else:
                 changes = lister.changes(commit, [base.commit], link.paths)
-                self.tx.add_changes(link.dep_id, v.service, v.environment, changes)
+                self.tx.add_changes(d.id, d.service, d.environment, changes)
         if prev is None:
             return
         is_ancestor = bool(
@@ -196,8 +197,8 @@ class _Links:
             self.tx,
             self.cfg,
             prev,
-            Transition(prev.version, prev.deployed_at, v.value, v.committed_at, v.message, is_ancestor),
-            link.dep_id,
+            Transition(prev.version, prev.deployed_at, d.version, d.deployed_at, d.message, is_ancestor),
+            d.id,
         )
 
 
@@ -486,7 +487,11 @@ class GitOpsIngester:
             if deferred and svc is not None and svc.repo:
                 tx.add_pending_changes(argo.id, svc.repo, key)  # its commit and changes come from GitHub
             if svc is not None:
-                links.add(_Link(argo.id, value, commit, source_git, svc.paths, base, None))
+                adopted = Deployment(
+                    argo.id, value.service, value.environment, value.value, value.committed_at, argo.source,
+                    value.commit, commit, value.message,
+                )  # fmt: skip
+                links.add(_Link(adopted, source_git, svc.paths, base, None))
             return True
         prev, base = latest.get(value.service, value.environment)
         dep_id, inserted = tx.add_deployment(
@@ -505,17 +510,16 @@ class GitOpsIngester:
         if not inserted:
             latest.forget(value.service, value.environment)  # a re-run: the row predates this transaction
             return False
-        latest.added(
-            Deployment(
-                dep_id, value.service, value.environment, value.value, value.committed_at,
-                DeploymentSource.GITOPS, value.commit, commit, value.message, baseline=prev is None,
-            )
+        recorded = Deployment(
+            dep_id, value.service, value.environment, value.value, value.committed_at,
+            DeploymentSource.GITOPS, value.commit, commit, value.message, baseline=prev is None,
         )  # fmt: skip
+        latest.added(recorded)
         if deferred and svc is not None and svc.repo:
             tx.add_pending_changes(dep_id, svc.repo, key)
         if prev is None:
             return True
-        links.add(_Link(dep_id, value, commit, source_git, svc.paths if svc is not None else (), base, prev))
+        links.add(_Link(recorded, source_git, svc.paths if svc is not None else (), base, prev))
         return True
 
 

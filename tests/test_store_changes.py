@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
 from exporter.model import Change, PullRequest
 from exporter.store import Store, changes
@@ -151,7 +152,9 @@ def test_a_schema_5_store_migrates_its_changes_into_arrival_order(tmp_path: Path
     )
     conn.commit()
     conn.close()
-    store = Store(path)
+    with structlog.testing.capture_logs() as logs:
+        store = Store(path)
+    assert [(e["event"], e["schema"], e["to"]) for e in logs] == [("store.migrating", 5, 7)]  # an upgrade says so
     try:
         assert store.schema_version == len(MIGRATIONS) == 7
         rows = store.conn.execute(

@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from exporter.errors import StoreError
 from exporter.model import (
     Change,
@@ -37,6 +39,8 @@ from exporter.model import (
 )
 from exporter.store import changes
 from exporter.store.schema import MIGRATIONS
+
+log = structlog.get_logger(__name__)
 
 _SOURCES = {s.value: s for s in DeploymentSource}  # an enum call per row is slower than a dict
 # the random-key indexes a first ingest writes (natural keys, change keys, pairs) are ≈ 38 MB at
@@ -1060,6 +1064,8 @@ class Store(_Reads):
                 raise StoreError(
                     f"store {self.path} has schema {version}, newer than this version knows ({len(MIGRATIONS)})"
                 )
+            if 0 < version < len(MIGRATIONS):  # an upgrade: some steps rewrite tables (seconds per million rows)
+                log.info("store.migrating", path=str(self.path), schema=version, to=len(MIGRATIONS))
             for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
                 try:
                     if isinstance(step, str):

@@ -206,7 +206,7 @@ class _Abandoned(Exception):
     """Raised inside a batch's transaction to roll it back: nothing of it is kept, the cursor stays."""
 
 
-MAX_WAITING = 60_000  # deployments whose graph work may wait for a loading graph (≈ 50 MB)
+MAX_WAITING = 60_000  # deployments whose graph work may wait for a loading graph (≈ 40 MB of queued links)
 
 
 def _loading(lister: ChangeLister | None) -> bool:

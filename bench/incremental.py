@@ -22,8 +22,9 @@ from pathlib import Path
 from common import Timer, ok, report, rss_mb
 from generate import ENVIRONMENTS, manifest_body, manifest_path
 
-from exporter import config, logs
-from exporter.daemon import Daemon
+from exporter import config
+from exporter.cli import logs
+from exporter.daemon.runtime import Daemon
 from exporter.demo.fastimport import FastImport
 
 

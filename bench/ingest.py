@@ -30,7 +30,7 @@ def child(config: str) -> None:
     from common import peak_children_rss_mb, peak_rss_mb
 
     from exporter import config as cfgmod
-    from exporter.daemon import Daemon
+    from exporter.daemon.runtime import Daemon
 
     cfg = cfgmod.load(Path(config))
     # the reader process reports its peak RSS in a debug event: keep the events, as JSON lines

@@ -26,9 +26,10 @@ from pathlib import Path
 from common import Timer, ok, report, rss_mb
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from exporter import config, logs
-from exporter.daemon import Daemon
-from exporter.http import HttpApp
+from exporter import config
+from exporter.cli import logs
+from exporter.daemon.runtime import Daemon
+from exporter.serve.http import HttpApp
 
 
 def best(fn: object, n: int = 20) -> float:

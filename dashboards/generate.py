@@ -5,7 +5,7 @@
 
 The dashboards are built with grafana-foundation-sdk (pinned to ``1769699379!11.6.0``) and written
 as sorted, indented JSON so that the committed files diff cleanly. docs/dashboards.md describes
-them; tests/test_dashboards.py regenerates them and validates them against Grafana's schema.
+them; tests/artifacts/test_dashboards.py regenerates them and validates them against Grafana's schema.
 
 Every query uses the Prometheus data source chosen by the ``datasource`` variable: there is no
 data source UID in the files, so they import into any Grafana.

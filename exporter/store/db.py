@@ -38,7 +38,7 @@ from exporter.model import (
     utc,
 )
 from exporter.store import changes
-from exporter.store.schema import MIGRATIONS
+from exporter.store.migrations import MIGRATIONS
 
 log = structlog.get_logger(__name__)
 

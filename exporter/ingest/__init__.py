@@ -1,0 +1,1 @@
+"""What observations mean: deployments, changes, failures, restores; one deployment seen by several sources."""

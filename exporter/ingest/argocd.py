@@ -1,0 +1,324 @@
+"""Ingesting Argo CD Applications: deployments, failed syncs and health, into the store.
+
+Daemon layer: the Argo CD source says what an Application looks like now; this module decides what
+that means (docs/semantics.md, "Argo CD") and writes it in one transaction per observation. Every
+write is keyed (history entries by ``(uid, id)``, operations by ``(uid, startedAt)``, failures by
+natural keys), so a relist, a restart or a replayed event converges on the same rows.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+import structlog
+
+from exporter.config.loading import AppMapping, Config
+from exporter.core.correlate import image_version, within
+from exporter.errors import SourceError
+from exporter.model import Deployment, DeploymentSource, FailureReason, Skip
+from exporter.sources.git.repository import Git
+from exporter.store import ArgoApp, Store, Tx
+
+
+class Repos(Protocol):
+    """The open GitOps repositories (``ingesting.Repos``), to ask git about ancestry."""
+
+    def get(self, repo: str, key: str, refresh: bool) -> Git: ...
+
+
+if TYPE_CHECKING:  # annotations only: the kubernetes client loads with the watch, not with this module
+    from exporter.sources.argocd.watch import App, HistoryEntry, Operation
+
+log = structlog.get_logger(__name__)
+
+SOURCE = "argocd"
+
+
+def map_app(app: App, mapping: AppMapping) -> tuple[str, str] | None:
+    """(service, environment) of an Application, or ``None``; see ``AppMapping`` for the order."""
+    service: str | None = None
+    environment: str | None = None
+    if app.name in mapping.apps:
+        return mapping.apps[app.name]
+    if mapping.service_label:
+        service = app.labels.get(mapping.service_label) or None
+    if mapping.environment_label:
+        environment = app.labels.get(mapping.environment_label) or None
+    candidates: list[tuple[re.Pattern[str], str | None]] = [(t, app.name) for t in mapping.name_templates]
+    if mapping.destination_namespace is not None:
+        candidates.append((mapping.destination_namespace, app.destination_namespace))
+    for regex, text in candidates:
+        if service and environment:
+            break
+        m = regex.match(text or "")
+        if m is None:
+            continue
+        groups = m.groupdict()
+        service = service or groups.get("service")
+        environment = environment or groups.get("environment")
+    if service and environment:
+        return service, environment
+    return None
+
+
+@dataclass
+class Outcome:
+    """What one observation changed, for logs and for deciding whether to recompute."""
+
+    deployments: int = 0
+    failures: int = 0
+    restores: int = 0
+    gaps: int = 0
+    changed: bool = False
+
+
+class ArgoIngester:
+    """Turns observed Applications into rows; thread-safe (one lock, one transaction per app)."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        repos: Repos | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.repos = repos
+        self._repo_keys = tuple(g.key for g in cfg.gitops)  # GitOps rows are found by their natural keys
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._seen: dict[str, tuple[object, ...]] = {}
+        self._lock = threading.Lock()
+
+    def apply(self, app: App) -> Outcome:
+        """Record one observation of ``app``; a repeat of the last one (a ``reconciledAt`` tick) is a no-op."""
+        with self._lock:
+            fp = app.fingerprint()
+            if self._seen.get(app.uid) == fp:
+                return Outcome()
+            pair = map_app(app, self.cfg.argocd.mapping)
+            if pair is not None:
+                pair = (self.cfg.names.service(pair[0]), self.cfg.names.environment(pair[1]))
+            with self.store.transaction() as tx:
+                if pair is None:
+                    out = Outcome()
+                    if tx.record_skip(Skip(SOURCE, "unmapped_app", app.uid, f"{app.namespace}/{app.name}")):
+                        log.warning("argocd.unmapped_app", app=app.name, namespace=app.namespace)
+                        out.changed = True
+                else:
+                    out = self._apply(tx, app, pair)
+            self._seen[app.uid] = fp
+            return out
+
+    def deleted(self, app: App) -> bool:
+        """The Application is gone: its rows stay (they happened), its live state stops counting."""
+        with self._lock:
+            self._seen.pop(app.uid, None)
+            with self.store.transaction() as tx:
+                return tx.mark_argocd_app_deleted(app.uid)
+
+    def listed(self, apps: Sequence[App]) -> Outcome:
+        total = Outcome()
+        for app in apps:
+            out = self.apply(app)
+            total.deployments += out.deployments
+            total.failures += out.failures
+            total.restores += out.restores
+            total.gaps += out.gaps
+            total.changed |= out.changed
+        return total
+
+    # -- one app ---------------------------------------------------------------------------------
+
+    def _apply(self, tx: Tx, app: App, pair: tuple[str, str]) -> Outcome:
+        out = Outcome(changed=True)
+        now = self.clock()
+        prev = tx.argocd_app(app.uid)
+        known_max = prev.max_history_id if prev else None
+        new = [e for e in app.history if not tx.has_argocd_history(app.uid, e.id)]
+        if known_max is not None:
+            later = [e for e in new if e.id > known_max]
+            if later and later[0].id > known_max + 1 and tx.add_argocd_gap(app.uid, known_max + 1, later[0].id - 1):
+                out.gaps += later[0].id - known_max - 1
+                log.warning("argocd.history_gap", app=app.name, lost_from=known_max + 1, lost_to=later[0].id - 1)
+        latest_id = app.history[-1].id if app.history else None
+        for entry in new:
+            self._history(tx, app, pair, entry, entry.id == latest_id)
+            out.deployments += 1
+        op = app.operation
+        sync_failing = prev.sync_failing if prev else False
+        if op is not None and op.completed:
+            if tx.add_argocd_operation(
+                app.uid, app.name, pair, op.started_at.timestamp(), op.phase,
+                op.finished_at.timestamp() if op.finished_at else None, op.retry_count, op.revision, op.message,
+            ):  # fmt: skip
+                log.info("argocd.sync_completed", app=app.name, phase=op.phase, retries=op.retry_count)
+                if op.failed:
+                    self._sync_failed(tx, app, pair, op)
+                    out.failures += 1
+            sync_failing = op.failed
+        health = app.health
+        healthy_since = prev.healthy_since if prev else None
+        if health != (prev.health if prev else None) and health is not None:
+            tx.add_argocd_health(app.uid, now.timestamp(), health, pair)
+            log.info("argocd.health", app=app.name, health=health, was=prev.health if prev else None)
+            if health == "Healthy":
+                # first sight of a Healthy app: healthy since before anything we know of
+                healthy_since = now.timestamp() if prev is not None else 0.0
+                out.restores += self._restore(tx, pair, FailureReason.DEGRADED, now.timestamp())
+            elif health == "Degraded" and self._degraded(tx, app, pair, now):
+                out.failures += 1
+            if health != "Healthy":
+                healthy_since = None
+        if op is not None and op.completed and op.phase == "Succeeded" and health == "Healthy":
+            # restored by the next Succeeded sync whose app is Healthy: when both are true
+            finished = op.finished_at.timestamp() if op.finished_at else now.timestamp()
+            at = max(finished, healthy_since or finished)
+            by = tx.argocd_history_deployment(app.uid, op.started_at.timestamp())
+            out.restores += restore_open(tx, pair, FailureReason.SYNC_FAILED, finished, at, by)
+        ids = [i for i in (known_max, latest_id) if i is not None]
+        max_id = max(ids) if ids else None
+        tx.upsert_argocd_app(
+            ArgoApp(app.uid, app.name, *pair, max_id, health, healthy_since, sync_failing, False), app.namespace
+        )
+        return out
+
+    def _version(self, app: App, pair: tuple[str, str], entry: HistoryEntry | None, op: Operation | None) -> str:
+        pattern = self.cfg.argocd.image_pattern
+        if op is not None and op.images:
+            v = image_version(op.images, pair[0], pattern)
+            if v:
+                return v
+        if entry is None or (app.history and entry.id == app.history[-1].id):
+            v = image_version(app.images, pair[0], pattern)
+            if v:
+                return v
+        rev = entry.revision_for(self.cfg.argocd.source_repo) if entry else (op.revision if op else None)
+        return rev or "unknown"
+
+    def _history(self, tx: Tx, app: App, pair: tuple[str, str], entry: HistoryEntry, latest: bool) -> None:
+        revision = entry.revision_for(self.cfg.argocd.source_repo)
+        at = entry.time.timestamp()
+        same = tx.unclaimed_gitops_deployment(*pair, revision, self._repo_keys) if revision else None
+        in_effect: str | None = None
+        if same is None and revision:
+            same, in_effect = self._gitops_at(tx, pair, revision)
+        if same is not None:
+            tx.set_deployed_at(same.id, at)
+            dep_id = same.id
+            log.info("argocd.deployment_unified", app=app.name, history_id=entry.id, deployment=dep_id)
+        else:
+            op = app.operation
+            matching_op = op if op is not None and entry.started_at and op.started_at == entry.started_at else None
+            known = in_effect or (tx.gitops_version(*pair, revision, self._repo_keys) if revision else None)
+            version = known or self._version(app, pair, entry if latest else None, matching_op)
+            if known is None and not latest and matching_op is None:
+                version = revision or "unknown"
+            dep_id, _ = tx.add_deployment(
+                natural_key=f"argocd:{app.uid}:{entry.id}",
+                service=pair[0],
+                environment=pair[1],
+                version=version,
+                deployed_at=at,
+                source=DeploymentSource.ARGOCD,
+                manifest_repo=None,
+                manifest_commit=revision,
+                commit=None,
+                message=f"Argo CD {app.namespace}/{app.name} history {entry.id}",
+                baseline=tx.last_deployment(*pair) is None,
+            )
+            log.info("argocd.deployment", app=app.name, history_id=entry.id, version=version)
+        tx.add_argocd_history(
+            app.uid, entry.id, app.name, pair, revision, entry.started_at.timestamp() if entry.started_at else None,
+            entry.deployed_at.timestamp(), dep_id,
+        )  # fmt: skip
+
+    def _gitops_at(self, tx: Tx, pair: tuple[str, str], revision: str) -> tuple[Deployment | None, str | None]:
+        """The GitOps deployment in effect at manifest commit ``revision`` (the pair's newest one whose
+        commit is an ancestor of it): returned to unify with when no Argo CD entry claimed it yet, and
+        its version either way. Argo CD records the commit it synced, often a later one that touched
+        other services; (None, None) when git cannot tell (no GitOps repo, commit not fetched yet)."""
+        if self.repos is None or not self.cfg.gitops:
+            return None, None
+        repos = {g.key: g for g in self.cfg.gitops}
+        try:
+            for dep, repo_key, claimed in tx.gitops_deployments_of_pair(*pair):
+                repo = repos.get(repo_key)
+                if repo is None or dep.manifest_commit is None:
+                    continue
+                git = self.repos.get(repo.repo, repo.key, refresh=False)
+                if git.resolve(revision) is None:
+                    return None, None
+                if git.is_ancestor(dep.manifest_commit, revision):
+                    return (None if claimed else dep), dep.version
+        except SourceError as exc:
+            log.warning("argocd.unify_skipped", revision=revision, error=str(exc))
+        return None, None
+
+    def _sync_failed(self, tx: Tx, app: App, pair: tuple[str, str], op: Operation) -> None:
+        """A final Failed/Error sync: the attempted deployment counts, and it failed."""
+        started = op.started_at.timestamp()
+        dep_id, _ = tx.add_deployment(
+            natural_key=f"argocd-op:{app.uid}:{started:.3f}",
+            service=pair[0],
+            environment=pair[1],
+            version=(tx.gitops_version(*pair, op.revision, self._repo_keys) if op.revision else None)
+            or self._version(app, pair, None, op),
+            deployed_at=started,
+            source=DeploymentSource.ARGOCD,
+            manifest_repo=None,
+            manifest_commit=op.revision,
+            commit=None,
+            message=f"Argo CD {app.namespace}/{app.name} sync {op.phase}: {op.message}"[:500],
+            baseline=tx.last_deployment(*pair) is None,
+        )
+        tx.add_failure(
+            natural_key=f"sync_failed:{app.uid}:{started:.3f}",
+            service=pair[0],
+            environment=pair[1],
+            reason=FailureReason.SYNC_FAILED,
+            started_at=(op.finished_at or op.started_at).timestamp(),
+            deployment_id=dep_id,
+            detail=f"{op.phase} after {op.retry_count} retries: {op.message}"[:300],
+        )
+        log.warning("argocd.sync_failed", app=app.name, phase=op.phase, retries=op.retry_count)
+
+    def _degraded(self, tx: Tx, app: App, pair: tuple[str, str], now: datetime) -> bool:
+        last = tx.last_deployment(*pair)
+        if last is None or not within(last.deployed_at, now, self.cfg.failure_window):
+            log.info("argocd.degraded_unattributed", app=app.name)
+            return False
+        return tx.add_failure(
+            natural_key=f"degraded:{app.uid}:{now.timestamp():.3f}",
+            service=pair[0],
+            environment=pair[1],
+            reason=FailureReason.DEGRADED,
+            started_at=now.timestamp(),
+            deployment_id=last.id,
+            detail=f"{app.name} turned Degraded",
+        )
+
+    def _restore(self, tx: Tx, pair: tuple[str, str], reason: FailureReason, at: float) -> int:
+        n = 0
+        last = tx.last_deployment(*pair)
+        for f in tx.open_failures(*pair, reason):
+            by = last.id if last is not None and last.deployed_at.timestamp() > f.started_at.timestamp() else None
+            tx.restore_failure(f.id, at, by)
+            n += 1
+        return n
+
+
+def restore_open(tx: Tx, pair: tuple[str, str], reason: FailureReason, until: float, at: float, by: int | None) -> int:
+    """Restore the pair's open failures of ``reason`` that started at or before ``until``: at ``at``,
+    by deployment ``by``. How a failed attempt (a failed sync, a failed GitHub deployment) ends."""
+    n = 0
+    for f in tx.open_failures(*pair, reason):
+        if f.started_at.timestamp() <= until:
+            tx.restore_failure(f.id, at, by)
+            n += 1
+    return n

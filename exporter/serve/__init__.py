@@ -1,0 +1,1 @@
+"""Exposition: the Prometheus collector, the HTTP endpoints, the landing page, the API and webhooks."""

@@ -1,0 +1,33 @@
+"""Argo CD: Applications read from the Kubernetes API (list, watch, relist) and notifications."""
+
+from __future__ import annotations
+
+from exporter.sources.argocd.watch import (
+    COMPLETED_PHASES,
+    FAILED_PHASES,
+    SOURCE,
+    App,
+    HistoryEntry,
+    Listener,
+    Operation,
+    Watcher,
+    WatchSettings,
+    load_api,
+    parse_app,
+    parse_time,
+)
+
+__all__ = [
+    "COMPLETED_PHASES",
+    "FAILED_PHASES",
+    "SOURCE",
+    "App",
+    "HistoryEntry",
+    "Listener",
+    "Operation",
+    "WatchSettings",
+    "Watcher",
+    "load_api",
+    "parse_app",
+    "parse_time",
+]

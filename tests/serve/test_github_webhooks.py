@@ -1,0 +1,143 @@
+"""POST /webhooks/github: signatures over the raw body, replayed deliveries, async hand-off."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporter.config.loading import parse
+from exporter.core import snapshot
+from exporter.daemon.runtime import Daemon
+from exporter.serve.health import Health
+from exporter.serve.http import HttpApp
+from exporter.serve.webhooks import GitHubWebhook, valid_signature
+from tests.support.fakegithub import TOKEN, FakeGitHub
+from tests.support.gitrepo import T0, GitRepo, manifest, values_yaml
+from tests.support.waiting import wait_until
+
+SECRET = "It's a Secret to Everybody"
+BODY = json.dumps({"action": "opened", "issue": {"number": 1, "labels": [{"name": "incident"}]}}).encode()
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def test_the_signature_matches_githubs_documented_example() -> None:
+    # the example from GitHub's "Validating webhook deliveries" page
+    expected = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    assert valid_signature("It's a Secret to Everybody", b"Hello, World!", expected)
+    assert not valid_signature("It's a Secret to Everybody", b"Hello, World?", expected)
+    assert not valid_signature("It's a Secret to Everybody", b"Hello, World!", expected.replace("sha256=", "sha1="))
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
+    events: list[tuple[str, dict[str, Any]]] = []
+    hook = GitHubWebhook(SECRET, lambda e, p: events.append((e, p)))
+    hook.start()
+    app = HttpApp(
+        CollectorRegistry(), Health({}), lambda: snapshot.Snapshot(datetime.now(UTC)), lambda s, e: [], "prod", "30d"
+    )
+    app.post_routes["/webhooks/github"] = hook.handle
+    host, port = app.serve_webhooks("127.0.0.1", 0)
+    try:
+        yield f"http://{host}:{port}", events
+    finally:
+        app.shutdown()
+        hook.stop()
+
+
+def post(base: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    req = urllib.request.Request(f"{base}/webhooks/github", data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.read().decode().strip()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode().strip()
+
+
+def headers(delivery: str, signature: str | None, event: str = "issues") -> dict[str, str]:
+    out = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "Content-Type": "application/json"}
+    if signature is not None:
+        out["X-Hub-Signature-256"] = signature
+    return out
+
+
+def test_valid_wrong_missing_tampered_and_replayed_deliveries(
+    receiver: tuple[str, list[tuple[str, dict[str, Any]]]],
+) -> None:
+    base, events = receiver
+    assert post(base, BODY, headers("d-1", sign(BODY))) == (202, "accepted")
+    wait_until(lambda: events, 5, message="the event reached the worker")
+    assert events == [("issues", json.loads(BODY))]
+
+    assert post(base, BODY, headers("d-2", sign(BODY, "not the secret")))[0] == 401
+    assert post(base, BODY, headers("d-3", None))[0] == 401
+    tampered = BODY.replace(b"opened", b"closed")
+    assert post(base, tampered, headers("d-4", sign(BODY)))[0] == 401
+    assert post(base, b"not json", headers("d-5", sign(b"not json")))[0] == 400  # parsed only once verified
+
+    assert post(base, BODY, headers("d-1", sign(BODY))) == (200, "duplicate delivery")
+    assert post(base, BODY, headers("d-6", sign(BODY))) == (202, "accepted")
+    wait_until(lambda: len(events) == 2, 5, message="the second delivery")
+    assert [e for e, _ in events] == ["issues", "issues"]  # d-1 once, d-6 once, nothing unverified
+
+
+def test_the_webhook_listener_serves_nothing_else(receiver: tuple[str, list[tuple[str, dict[str, Any]]]]) -> None:
+    base, _ = receiver
+    for path in ("/metrics", "/api/deployments", "/"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(base + path, timeout=5)
+        assert err.value.code == 404
+    assert post(base, BODY, {**headers("p", sign(BODY), "ping")})[0] == 200
+
+
+def test_an_issues_event_makes_the_daemon_poll_incidents_early(tmp_path: Path, fake: FakeGitHub) -> None:
+    gitops = GitRepo(tmp_path / "gitops")
+    gitops.commit("deploy", T0, {manifest("shop"): values_yaml("v1")})
+    raw = {
+        "store": {"path": str(tmp_path / "dora.db")},
+        "http": {"listen": "127.0.0.1:0", "webhook_listen": "127.0.0.1:0"},
+        "gitops": [
+            {
+                "repo": gitops.url,
+                "poll_interval": "1h",
+                "manifests": [{"path": "apps/{service}/{environment}/values.yaml", "yaml_key": "image.tag"}],
+            }
+        ],
+        "services": [{"name": "shop"}],
+        "github": {
+            "enabled": True,
+            "base_url": fake.base_url,
+            "poll_interval": "1h",
+            "incidents": {"repos": ["acme/ops"], "services": [{"service": "shop", "label": "service:shop"}]},
+        },
+    }
+    cfg = parse(raw, environ={"DORA_GITHUB_TOKEN": TOKEN, "DORA_GITHUB_WEBHOOK_SECRET": SECRET}, base_dir=tmp_path)
+    d = Daemon(cfg)
+    runner = threading.Thread(target=d.run, kwargs={"install_signals": False})
+    runner.start()
+    try:
+        wait_until(lambda: d.health.ready() and fake.hits("/issues"), 15, message="first incident poll")
+        fake.repo("acme/ops").issue(3, "Shop down", ["incident", "service:shop"], T0 + 60)
+        assert d.http is not None
+        port = d.http._servers[1].server_address[1]
+        body = json.dumps({"action": "opened", "issue": {"number": 3}}).encode()
+        assert post(f"http://127.0.0.1:{port}", body, headers("d-9", sign(body)))[0] == 202
+        wait_until(lambda: any(f.detail == "acme/ops#3" for f in d.store.failures()), 15, message="early poll")
+    finally:
+        d.stop.set()
+        runner.join(20)
+    assert not runner.is_alive()

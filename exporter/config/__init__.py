@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from exporter.config.loading import (
+from exporter.config.loading import RESERVED_LABELS, load, parse, resolve_path
+from exporter.settings import (
     CHANGE_STARTS,
     DEFAULT_TAG_PATTERN,
     GITHUB_REPO_PREFIX,
-    RESERVED_LABELS,
     SECRET_ENV,
     SECRET_FILE_ENV,
     AppMapping,
@@ -22,11 +22,7 @@ from exporter.config.loading import (
     Names,
     Secrets,
     ServiceConfig,
-    T,
     Window,
-    load,
-    parse,
-    resolve_path,
 )
 
 __all__ = [
@@ -49,7 +45,6 @@ __all__ = [
     "Names",
     "Secrets",
     "ServiceConfig",
-    "T",
     "Window",
     "load",
     "parse",

@@ -18,7 +18,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from exporter import __version__
-from exporter.config.loading import GITHUB_REPO_PREFIX, Config
 from exporter.core import snapshot
 from exporter.errors import DoraError, SourceError, StoreError
 from exporter.ingest.argocd import ArgoIngester
@@ -29,6 +28,7 @@ from exporter.serve.explain import explain
 from exporter.serve.health import Health
 from exporter.serve.http import HttpApp
 from exporter.serve.webhooks import GitHubWebhook, parse_argocd_notification
+from exporter.settings import GITHUB_REPO_PREFIX, Config
 from exporter.store import Store
 from exporter.store.db import LazyHistories
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from exporter.config.loading import AppMapping, Config
 from exporter.core.correlate import image_version, within
 from exporter.errors import SourceError
 from exporter.model import Deployment, DeploymentSource, FailureReason, Skip
+from exporter.settings import AppMapping, Config
 from exporter.sources.git.repository import Git
 from exporter.store import ArgoApp, Store, Tx
 

@@ -29,11 +29,11 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from exporter.config.loading import Config, IncidentService
 from exporter.core.correlate import Transition, tag_commit_candidate
 from exporter.errors import SourceError
 from exporter.ingest.gitops import Repos, record_rollback
 from exporter.model import Change, Skip
+from exporter.settings import Config, IncidentService
 from exporter.sources.github.client import Client, Issue, incident_issues, parse_time
 from exporter.store import Store, Tx
 

@@ -31,12 +31,12 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from exporter.config.loading import GITHUB_REPO_PREFIX, Config, DeploymentRepo
 from exporter.core.correlate import Transition
 from exporter.errors import SourceError
 from exporter.ingest.argocd import restore_open
 from exporter.ingest.gitops import Repos, hex_candidate, record_rollback
 from exporter.model import Deployment, DeploymentSource, FailureReason, Skip, utc
+from exporter.settings import GITHUB_REPO_PREFIX, Config, DeploymentRepo
 from exporter.sources.github.client import (
     FINAL_STATES,
     Client,

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from exporter.config.loading import GITHUB_REPO_PREFIX, Config, GitOpsRepo, ServiceConfig, _redact_url
 from exporter.core.correlate import Transition, rollback_kind, tag_commit_candidate
 from exporter.errors import SourceError
 from exporter.model import Deployment, DeploymentSource, FailureReason, ManifestValue, Skip, gitops_natural_key
+from exporter.settings import GITHUB_REPO_PREFIX, Config, GitOpsRepo, ServiceConfig, _redact_url
 from exporter.sources import gitops
 from exporter.sources.git.commitgraph import ChangeLister, CommitGraph
 from exporter.sources.git.repository import Git, fetch, open_repo

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from exporter import config
-from exporter.config.loading import DEFAULT_TAG_PATTERN, Names
 from exporter.core.dora import PRESETS, Bounds, Metric
 from exporter.errors import ConfigError
+from exporter.settings import DEFAULT_TAG_PATTERN, Names
 
 FULL = r"""
 store:

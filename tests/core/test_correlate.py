@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from exporter.config.loading import DEFAULT_TAG_PATTERN
 from exporter.core.correlate import (
     RollbackKind,
     Transition,
@@ -17,6 +16,7 @@ from exporter.core.correlate import (
     tag_commit_candidate,
     version_key,
 )
+from exporter.settings import DEFAULT_TAG_PATTERN
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 SHA40 = "0123456789abcdef0123456789abcdef01234567"

@@ -25,8 +25,8 @@ from typing import IO, Any
 
 import structlog
 
-from exporter.config.loading import GitOpsRepo, Names
 from exporter.errors import SourceError
+from exporter.settings import GitOpsRepo, Names
 from exporter.sources import gitops
 from exporter.sources.git.repository import Git
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from exporter.config.loading import GitOpsRepo, ManifestRule, Names
 from exporter.model import ManifestValue, Skip, utc
+from exporter.settings import GitOpsRepo, ManifestRule, Names
 from exporter.sources.git.repository import Git
 from exporter.sources.gitops import yamlscan
 

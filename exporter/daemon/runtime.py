@@ -23,11 +23,8 @@ from exporter.errors import DoraError, SourceError, StoreError
 from exporter.ingest.argocd import ArgoIngester
 from exporter.ingest.gitops import GitOpsIngester, IngestResult, Repos
 from exporter.model import PairKey
-from exporter.serve.collector import DoraCollector, Exposition, SnapshotHolder
-from exporter.serve.explain import explain
-from exporter.serve.health import Health
-from exporter.serve.http import HttpApp
-from exporter.serve.webhooks import GitHubWebhook, parse_argocd_notification
+from exporter.serve import DoraCollector, Exposition, GitHubWebhook, Health, HttpApp, SnapshotHolder, explain
+from exporter.serve.webhooks import parse_argocd_notification
 from exporter.settings import GITHUB_REPO_PREFIX, Config
 from exporter.store import Store
 from exporter.store.db import LazyHistories

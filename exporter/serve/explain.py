@@ -9,6 +9,8 @@ from exporter.core.correlate import lead_seconds
 from exporter.model import Deployment
 from exporter.store import Store
 
+__all__ = ["explain"]
+
 
 def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t is not None else None

@@ -7,6 +7,8 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+__all__ = ["Health", "SourceState"]
+
 
 @dataclass
 class SourceState:

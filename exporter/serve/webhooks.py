@@ -1,91 +1,145 @@
-"""Webhook bodies and receivers: Argo CD notifications and GitHub's signed deliveries.
+"""The webhook listener's request handling and GitHub's delivery queue.
 
-**Argo CD.** What argocd-notifications sends with the template in
-``examples/argocd-notifications-cm.yaml``. A notification is a hint, not a fact: delivery is best
-effort (no retries on our side of the contract, lost on restarts of the notifications controller),
-so the watch stays the source of truth. A body is accepted when it is a JSON object carrying the
-documented fields; its natural key (app uid, trigger, operation start, health, revision) makes a
-replay a duplicate.
+The listener is separate from ``/metrics`` so it can be exposed alone. It serves POST only and
+authenticates before reading the body, which is bounded in size and in time: a bearer-token route
+(Argo CD notifications) is checked against its configured token, a self-authenticating route
+(GitHub's HMAC signature over the raw body) checks the body itself.
 
-**GitHub.** ``X-Hub-Signature-256`` is checked as HMAC-SHA256 of the raw body with the shared
-secret, in constant time, before the body is parsed. A delivery id (``X-GitHub-Delivery``) is
-accepted once. The HTTP thread only verifies and enqueues; a worker thread runs the handler, so
-GitHub gets its 2xx at once. Polling stays the source of truth (GitHub does not redeliver), so a
-webhook only makes the matching poll run early.
+**GitHub.** A delivery id (``X-GitHub-Delivery``) is accepted once. The HTTP thread only verifies
+and enqueues; a worker thread runs the handler, so GitHub gets its 2xx at once. Polling stays the
+source of truth (GitHub does not redeliver), so a webhook only makes the matching poll run early.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 import structlog
 
+if TYPE_CHECKING:
+    from exporter.sources.argocd import Notification
+
+__all__ = [
+    "SIGNED_MAX_BODY",
+    "WEBHOOK_MAX_BODY",
+    "WEBHOOK_READ_TIMEOUT",
+    "GitHubWebhook",
+    "HeaderGetter",
+    "PostRoute",
+    "Webhook",
+    "WebhookHandler",
+    "WebhookRoutes",
+    "parse_argocd_notification",
+]
+
 log = structlog.get_logger(__name__)
 
-REQUIRED = ("trigger", "app", "namespace", "uid")
-OPTIONAL = ("revision", "phase", "startedAt", "finishedAt", "health", "message")
-MAX_FIELD = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class Notification:
-    trigger: str
-    app: str
-    namespace: str
-    uid: str
-    key: str
-    raw: str
-    started_at: str | None = None
+WEBHOOK_MAX_BODY = 64 * 1024
+WEBHOOK_READ_TIMEOUT = 10.0
+SIGNED_MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
+HeaderGetter = Callable[[str], str | None]
+# (raw body) -> (HTTP status, short text); called only after the bearer token matched
+Webhook = Callable[[bytes], tuple[int, str]]
+# A route that authenticates the request itself (GitHub's HMAC signature over the raw body):
+# (header getter, raw body) -> (HTTP status, short text)
+PostRoute = Callable[[HeaderGetter, bytes], tuple[int, str]]
 
 
 def parse_argocd_notification(body: bytes) -> Notification:
-    """Validate one body; ``ValueError`` (with a short reason) for anything else."""
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not JSON: {exc.__class__.__name__}") from exc
-    if not isinstance(data, dict):
-        raise ValueError("the body must be a JSON object")
-    for name in REQUIRED:
-        if not isinstance(data.get(name), str) or not data[name]:
-            raise ValueError(f"missing string field {name!r}")
-    for name in (*REQUIRED, *OPTIONAL):
-        value = data.get(name)
-        if value is not None and (not isinstance(value, str) or len(value) > MAX_FIELD):
-            raise ValueError(f"field {name!r} must be a string of at most {MAX_FIELD} characters")
-    identity = [data.get(n) or "" for n in ("uid", "trigger", "startedAt", "finishedAt", "phase", "health", "revision")]
-    key = hashlib.sha256("\x00".join(identity).encode()).hexdigest()[:32]
-    clean = {n: data[n] for n in (*REQUIRED, *OPTIONAL) if data.get(n) is not None}
-    return Notification(
-        trigger=data["trigger"],
-        app=data["app"],
-        namespace=data["namespace"],
-        uid=data["uid"],
-        key=key,
-        raw=json.dumps(clean),
-        started_at=data.get("startedAt") or None,
-    )
+    """``exporter.sources.argocd``'s parser, imported on first use: that package loads the
+    Kubernetes client (~45 MB), which a daemon without Argo CD never needs."""
+    from exporter.sources.argocd import parse_argocd_notification as parse
+
+    return parse(body)
 
 
-GITHUB_EVENTS = frozenset({"push", "issues", "pull_request", "deployment_status"})
-MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
-HeaderGetter = Callable[[str], str | None]
+class WebhookRoutes(Protocol):
+    """What the listener serves: bearer-token routes by path, and self-authenticating ones."""
+
+    webhooks: dict[str, tuple[str | None, Webhook]]
+    post_routes: dict[str, PostRoute]
 
 
-def valid_signature(secret: str, body: bytes, header: str | None) -> bool:
-    """``header`` is ``sha256=<hex>`` over ``body``; compared in constant time."""
-    if not header or not header.startswith("sha256="):
-        return False
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected.encode(), header.strip().encode())
+class WebhookHandler(BaseHTTPRequestHandler):
+    """POST-only; authentication before reading the body, the body bounded in size and in time."""
+
+    app: WebhookRoutes
+    server_version = "dora-exporter"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http.webhook_request", client=self.client_address[0], line=format % args)
+
+    def _reply(self, status: int, text: str) -> None:
+        body = (text + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        known = path in self.app.webhooks or path in self.app.post_routes
+        self._reply(HTTPStatus.NOT_FOUND if not known else 405, "POST only")
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        route = self.app.post_routes.get(path)
+        if route is not None:
+            body = self._body(SIGNED_MAX_BODY)
+            if body is not None:
+                self._reply(*route(self.headers.get, body))
+            return
+        entry = self.app.webhooks.get(path)
+        if entry is None:
+            self._reply(HTTPStatus.NOT_FOUND, "not found")
+            return
+        token, handler = entry
+        if not self._authorized(token):
+            log.warning("webhook.unauthorized", path=self.path, client=self.client_address[0])
+            self._reply(HTTPStatus.UNAUTHORIZED, "unauthorized")
+            return
+        body = self._body(WEBHOOK_MAX_BODY)
+        if body is not None:
+            self._reply(*handler(body))
+
+    def _authorized(self, token: str | None) -> bool:
+        """``Authorization: Bearer <token>``, compared in constant time; no token refuses all."""
+        given = self.headers.get("Authorization", "")
+        expected = f"Bearer {token}" if token else None
+        return expected is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+    def _body(self, limit: int) -> bytes | None:
+        """The request body, bounded in size and in time; ``None`` once an error was answered."""
+        length_raw = self.headers.get("Content-Length")
+        if length_raw is None or not length_raw.isdigit():
+            self._reply(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
+            return None
+        length = int(length_raw)
+        if length > limit:
+            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {limit} bytes")
+            return None
+        self.connection.settimeout(WEBHOOK_READ_TIMEOUT)
+        try:
+            body = self.rfile.read(length)
+        except OSError:
+            self._reply(HTTPStatus.REQUEST_TIMEOUT, "body not received in time")
+            return None
+        if len(body) != length:
+            self._reply(HTTPStatus.BAD_REQUEST, "truncated body")
+            return None
+        return body
 
 
 class GitHubWebhook:
@@ -98,6 +152,11 @@ class GitHubWebhook:
         remember: int = 10000,
         queue_size: int = 1000,
     ) -> None:
+        # imported here, not at module level: that package loads PyGithub, needed only with GitHub configured
+        from exporter.sources.github import GITHUB_EVENTS, valid_signature
+
+        self._events = GITHUB_EVENTS
+        self._valid_signature = valid_signature
         self._secret = secret
         self.on_event = on_event
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -118,7 +177,7 @@ class GitHubWebhook:
 
     def handle(self, header: HeaderGetter, body: bytes) -> tuple[int, str]:
         """Status and a short text answer for one delivery."""
-        if not valid_signature(self._secret, body, header("X-Hub-Signature-256")):
+        if not self._valid_signature(self._secret, body, header("X-Hub-Signature-256")):
             log.warning("webhook.github.bad_signature", present=header("X-Hub-Signature-256") is not None)
             return 401, "invalid or missing signature"
         delivery = header("X-GitHub-Delivery") or ""
@@ -132,7 +191,7 @@ class GitHubWebhook:
         if event == "ping":
             self._remember_delivery(delivery)
             return 200, "pong"
-        if event not in GITHUB_EVENTS:
+        if event not in self._events:
             self._remember_delivery(delivery)
             return 202, "ignored event"
         try:

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from exporter.serve.http import WEBHOOK_MAX_BODY
-from exporter.serve.webhooks import parse_argocd_notification
+from exporter.serve import WEBHOOK_MAX_BODY
+from exporter.sources.argocd import parse_argocd_notification
 from tests.support.argocd import WEBHOOK_TOKEN, RunningDaemon, write_config
 from tests.support.paths import PROJECT_ROOT
 from tests.support.waiting import wait_until

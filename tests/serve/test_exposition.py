@@ -27,8 +27,7 @@ from exporter.model import (
     PairHistory,
     PairKey,
 )
-from exporter.serve.collector import DoraCollector, SnapshotHolder
-from exporter.serve.health import Health
+from exporter.serve import DoraCollector, Health, SnapshotHolder
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 WINDOWS = [("1d", 86400.0), ("7d", 604800.0)]

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
 from exporter.core.snapshot import Snapshot
-from exporter.serve.collector import DoraCollector, Exposition, SnapshotHolder
+from exporter.serve import DoraCollector, Exposition, SnapshotHolder
 from tests.serve.test_exposition import build, health
 
 _VARYING = re.compile(rb"^(dora_exporter_scrape_duration_seconds|process_)\S* .*$", re.M)

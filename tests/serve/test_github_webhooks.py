@@ -19,9 +19,8 @@ from prometheus_client import CollectorRegistry
 from exporter.config.loading import parse
 from exporter.core import snapshot
 from exporter.daemon.runtime import Daemon
-from exporter.serve.health import Health
-from exporter.serve.http import HttpApp
-from exporter.serve.webhooks import GitHubWebhook, valid_signature
+from exporter.serve import GitHubWebhook, Health, HttpApp
+from exporter.sources.github import valid_signature
 from tests.support.fakegithub import TOKEN, FakeGitHub
 from tests.support.gitrepo import T0, GitRepo, manifest, values_yaml
 from tests.support.waiting import wait_until

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from exporter.sources.argocd.notifications import Notification, parse_argocd_notification
 from exporter.sources.argocd.watch import (
     COMPLETED_PHASES,
     FAILED_PHASES,
@@ -24,10 +25,12 @@ __all__ = [
     "App",
     "HistoryEntry",
     "Listener",
+    "Notification",
     "Operation",
     "WatchSettings",
     "Watcher",
     "load_api",
     "parse_app",
+    "parse_argocd_notification",
     "parse_time",
 ]

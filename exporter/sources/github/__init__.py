@@ -21,10 +21,12 @@ from exporter.sources.github.client import (
     incident_issues,
     parse_time,
 )
+from exporter.sources.github.webhook import GITHUB_EVENTS, valid_signature
 
 __all__ = [
     "COMPARE_FILES_LIMIT",
     "FINAL_STATES",
+    "GITHUB_EVENTS",
     "PER_PAGE",
     "SOURCE",
     "Cache",
@@ -40,4 +42,5 @@ __all__ = [
     "deployments",
     "incident_issues",
     "parse_time",
+    "valid_signature",
 ]

@@ -19,13 +19,11 @@ from prometheus_client.registry import Collector
 
 from exporter.core.dora import Metric as DoraMetric
 from exporter.core.snapshot import Histogram, PairSnapshot, Snapshot
-from exporter.serve.exposition import Exposition, SnapshotHolder
+from exporter.serve.exposition import SnapshotHolder
 from exporter.serve.health import Health
 from exporter.serve.selfmetrics import SelfMetrics
 
-# Exposition and SnapshotHolder are re-exported for callers of the former single module; new code
-# imports them from ``exporter.serve``.
-__all__ = ["PAIR", "SOURCES", "DoraCollector", "Exposition", "SnapshotHolder"]
+__all__ = ["PAIR", "SOURCES", "DoraCollector"]
 
 log = structlog.get_logger(__name__)
 

@@ -15,7 +15,7 @@ from exporter.errors import SourceError
 from exporter.ingest.github_changes import ChangeResolver, ResolveResult
 from exporter.ingest.gitops import Repos
 from exporter.model import PairKey
-from exporter.serve.collector import DoraCollector, SnapshotHolder
+from exporter.serve import DoraCollector, SnapshotHolder
 from exporter.serve.health import Health
 from exporter.sources.github.client import MemoryCache
 from tests.support.fakegithub import FakeGitHub

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 
 from exporter import __version__
 from exporter.core import snapshot
-from exporter.errors import DoraError, SourceError, StoreError
+from exporter.errors import DoraError, ErrorKind, SourceError, StoreError
 from exporter.ingest.argocd import ArgoIngester
 from exporter.ingest.gitops import GitOpsIngester, IngestResult, Repos
 from exporter.model import PairKey
@@ -249,7 +249,7 @@ class Daemon:
                 self.health.failure("argocd", namespace or "*", exc.kind, str(exc))
                 log.error("argocd.watch_failed", thread=name, kind=exc.kind, error=str(exc))
             except Exception as exc:
-                self.health.failure("argocd", namespace or "*", "unexpected", repr(exc))
+                self.health.failure("argocd", namespace or "*", ErrorKind.UNEXPECTED, repr(exc))
                 log.exception("argocd.watch_crashed", thread=name)
             else:
                 if self.stop.is_set():
@@ -275,7 +275,7 @@ class Daemon:
             return 503, "store unavailable"
         outcome = "recorded" if new else "duplicate"
         if new and note.started_at:
-            from exporter.sources.argocd.watch import parse_time
+            from exporter.sources.argocd import parse_time
 
             started = parse_time(note.started_at)
             if started is not None and self.store.argocd_operation_known(note.uid, started.timestamp()):
@@ -299,11 +299,11 @@ class Daemon:
                 log.error("gitops.poll_failed", repo=ing.repo.key, kind=exc.kind, error=str(exc), source=exc.source)
                 return None
             except StoreError as exc:
-                self.health.failure("gitops", ing.repo.key, "store", str(exc))
+                self.health.failure("gitops", ing.repo.key, ErrorKind.STORE, str(exc))
                 log.error("gitops.store_failed", repo=ing.repo.key, error=str(exc))
                 return None
             except Exception as exc:
-                self.health.failure("gitops", ing.repo.key, "unexpected", repr(exc))
+                self.health.failure("gitops", ing.repo.key, ErrorKind.UNEXPECTED, repr(exc))
                 log.exception("gitops.poll_crashed", repo=ing.repo.key)
                 return None
             finally:
@@ -375,7 +375,7 @@ class Daemon:
                 self.health.success("github", part, time.monotonic() - started)
                 return result
             except SourceError as exc:
-                if exc.kind != "budget_exhausted":
+                if exc.kind != ErrorKind.BUDGET_EXHAUSTED:
                     self.health.failure("github", part, exc.kind, str(exc))
                     log.warning(f"github.{part}_failed", kind=exc.kind, error=str(exc))
                     self.recompute()  # whatever was applied before the fault is served
@@ -384,11 +384,11 @@ class Daemon:
                 self.health.success("github", part, time.monotonic() - started)  # a normal stop, not a fault
                 return stopped(stopped=True)
             except StoreError as exc:
-                self.health.failure("github", part, "store", str(exc))
+                self.health.failure("github", part, ErrorKind.STORE, str(exc))
                 log.error("github.store_failed", part=part, error=str(exc))
                 return None
             except Exception as exc:
-                self.health.failure("github", part, "unexpected", repr(exc))
+                self.health.failure("github", part, ErrorKind.UNEXPECTED, repr(exc))
                 log.exception(f"github.{part}_crashed")
                 return None
             finally:

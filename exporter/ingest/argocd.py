@@ -32,7 +32,7 @@ class Repos(Protocol):
 
 
 if TYPE_CHECKING:  # annotations only: the kubernetes client loads with the watch, not with this module
-    from exporter.sources.argocd.watch import App, HistoryEntry, Operation
+    from exporter.sources.argocd.apps import App, HistoryEntry, Operation
 
 log = structlog.get_logger(__name__)
 

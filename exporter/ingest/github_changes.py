@@ -30,11 +30,12 @@ from datetime import datetime, timedelta
 import structlog
 
 from exporter.core.correlate import Transition, tag_commit_candidate
-from exporter.errors import SourceError
+from exporter.errors import ErrorKind, SourceError
 from exporter.ingest.gitops import Repos, record_rollback
 from exporter.model import Change, Skip
 from exporter.settings import Config, IncidentService
-from exporter.sources.github.client import Client, Issue, incident_issues, parse_time
+from exporter.sources.github.client import Client, parse_time
+from exporter.sources.github.issues import Issue, incident_issues
 from exporter.store import Store, Tx
 
 log = structlog.get_logger(__name__)
@@ -86,7 +87,7 @@ class ChangeResolver:
             try:
                 self._resolve(dep_id, repo, key, result)
             except SourceError as exc:
-                if exc.kind != "budget_exhausted":
+                if exc.kind != ErrorKind.BUDGET_EXHAUSTED:
                     raise
                 result.stopped = True  # what is done is committed; the rest waits for the next run
                 break
@@ -183,7 +184,7 @@ class IncidentIngester:
                 try:
                     issue = next(issues, None)
                 except SourceError as exc:
-                    if exc.kind != "budget_exhausted":
+                    if exc.kind != ErrorKind.BUDGET_EXHAUSTED:
                         raise
                     result.stopped = True  # applied issues are committed with their cursor
                     return result

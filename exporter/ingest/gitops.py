@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from exporter.core.correlate import Transition, rollback_kind, tag_commit_candidate
-from exporter.errors import SourceError
+from exporter.errors import ErrorKind, SourceError
 from exporter.model import Deployment, DeploymentSource, FailureReason, ManifestValue, Skip, gitops_natural_key
 from exporter.settings import GITHUB_REPO_PREFIX, Config, GitOpsRepo, ServiceConfig, _redact_url
 from exporter.sources import gitops
@@ -237,8 +237,8 @@ class Repos:
         """The change lister of a service repository (the GitOps clone itself when they are the same)."""
         if repo.startswith(GITHUB_REPO_PREFIX):
             if self.github is None:
-                raise SourceError("github", "not_configured", f"{repo} needs the GitHub source")
-            from exporter.sources.github.client import GitHubRepo
+                raise SourceError("github", ErrorKind.NOT_CONFIGURED, f"{repo} needs the GitHub source")
+            from exporter.sources.github.repos import GitHubRepo
 
             return GitHubRepo(
                 self.github, repo.removeprefix(GITHUB_REPO_PREFIX), self.cfg.change_start == "pr_first_commit"
@@ -300,7 +300,7 @@ class GitOpsIngester:
         head = git.resolve(f"refs/heads/{self.repo.branch}") or git.resolve(self.repo.branch)
         if head is None:
             where = _redact_url(self.repo.repo)  # a clone URL may carry a token: never into logs or the landing page
-            raise SourceError("gitops", "branch_missing", f"branch {self.repo.branch} not found in {where}")
+            raise SourceError("gitops", ErrorKind.BRANCH_MISSING, f"branch {self.repo.branch} not found in {where}")
         for repo in dict.fromkeys(
             s.repo
             for s in self.cfg.services

@@ -137,7 +137,7 @@ def test_the_example_template_renders_the_documented_fields() -> None:
 def test_an_operation_the_watch_already_saw_is_known(daemon: RunningDaemon) -> None:
     import yaml as _yaml
 
-    from exporter.sources.argocd.watch import parse_app
+    from exporter.sources.argocd.apps import parse_app
     from tests.support.argocd import APPLICATION
 
     obj = _yaml.safe_load(APPLICATION.read_text())

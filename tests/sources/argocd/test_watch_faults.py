@@ -21,7 +21,8 @@ import yaml
 from kubernetes import client
 
 from exporter.errors import SourceError
-from exporter.sources.argocd.watch import App, Watcher, WatchSettings
+from exporter.sources.argocd.apps import App
+from exporter.sources.argocd.watch import Watcher, WatchSettings
 from tests.support.argocd import APPLICATION
 from tests.support.waiting import wait_until
 

@@ -21,7 +21,8 @@ from exporter import __version__
 from exporter.core import snapshot
 from exporter.errors import DoraError, ErrorKind, SourceError, StoreError
 from exporter.ingest.argocd import ArgoIngester
-from exporter.ingest.gitops import GitOpsIngester, IngestResult, Repos
+from exporter.ingest.gitops import GitOpsIngester, IngestResult
+from exporter.ingest.repos import Repos
 from exporter.model import PairKey
 from exporter.serve.collector import DoraCollector, Exposition, SnapshotHolder
 from exporter.serve.explain import explain
@@ -33,8 +34,9 @@ from exporter.store import Store
 from exporter.store.db import LazyHistories
 
 if TYPE_CHECKING:  # loaded at run time only when their source is configured: each client costs ~45 MB
-    from exporter.ingest.github_changes import ChangeResolver, IncidentIngester, IncidentResult, ResolveResult
+    from exporter.ingest.github_changes import ChangeResolver, ResolveResult
     from exporter.ingest.github_deployments import DeploymentIngester, DeploymentsResult
+    from exporter.ingest.github_incidents import IncidentIngester, IncidentResult
     from exporter.sources import argocd as argocd_source
     from exporter.sources.github.client import Client, Settings
 
@@ -79,7 +81,8 @@ class Daemon:
         parts: dict[str, list[str]] = {"gitops": [g.key for g in cfg.gitops]}
         self.resolver: ChangeResolver | None = None
         if cfg.github.enabled:
-            from exporter.ingest.github_changes import IncidentIngester, StoreCache
+            from exporter.ingest.github_cache import StoreCache
+            from exporter.ingest.github_incidents import IncidentIngester
             from exporter.sources.github.client import Client
 
             self.github = Client(github_settings(cfg), StoreCache(self.store))
@@ -418,7 +421,7 @@ class Daemon:
             self._incidents_waiting = True
             return None
         horizon = min(self._gitops_read_at.values(), default=None)
-        from exporter.ingest.github_changes import IncidentResult
+        from exporter.ingest.github_incidents import IncidentResult
 
         started = time.monotonic()
         result = self._github_pass(

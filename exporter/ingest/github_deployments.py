@@ -33,8 +33,9 @@ import structlog
 
 from exporter.core.correlate import Transition
 from exporter.errors import ErrorKind, SourceError
-from exporter.ingest.argocd import restore_open
-from exporter.ingest.gitops import Repos, hex_candidate, record_rollback
+from exporter.ingest.repos import Repos, hex_candidate
+from exporter.ingest.restores import restore_open
+from exporter.ingest.rollbacks import record_rollback
 from exporter.model import Deployment, DeploymentSource, FailureReason, Skip, utc
 from exporter.settings import GITHUB_REPO_PREFIX, Config, DeploymentRepo
 from exporter.sources.github.client import Client

@@ -20,7 +20,7 @@ import yaml
 
 from exporter.core.correlate import image_version
 from exporter.ingest.argocd import ArgoIngester, map_app
-from exporter.ingest.gitops import Repos
+from exporter.ingest.repos import Repos
 from exporter.sources.argocd.apps import App, parse_app
 from tests.support.argocd import APPLICATION, iso
 from tests.support.gitrepo import Exporter, GitRepo, manifest, values_yaml

@@ -13,7 +13,7 @@ from exporter.core import snapshot
 from exporter.core.dora import PRESETS
 from exporter.errors import SourceError
 from exporter.ingest.github_changes import ChangeResolver, ResolveResult
-from exporter.ingest.gitops import Repos
+from exporter.ingest.repos import Repos
 from exporter.model import PairKey
 from exporter.serve.collector import DoraCollector, SnapshotHolder
 from exporter.serve.health import Health

@@ -1,5 +1,9 @@
 """The exception hierarchy: one base class so callers can tell our failures from bugs."""
 
+from enum import StrEnum
+
+__all__ = ["ConfigError", "DoraError", "ErrorKind", "SourceError", "StoreError"]
+
 
 class DoraError(Exception):
     """Base of every error the exporter raises on purpose."""
@@ -14,10 +18,47 @@ class ConfigError(DoraError):
         self.message = message
 
 
+class ErrorKind(StrEnum):
+    """Why a source failed: the bounded ``kind`` label of ``dora_exporter_source_errors_total`` and of logs.
+
+    A ``StrEnum`` so that a member is its label: the values are the strings the metrics always carried.
+    """
+
+    # shared by several sources
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    NOT_FOUND = "not_found"
+    # git (the CLI) and the GitOps reader
+    GIT_MISSING = "git_missing"
+    GIT_COMMAND = "git_command"
+    REPO_MISSING = "repo_missing"
+    READER_FAILED = "reader_failed"
+    BRANCH_MISSING = "branch_missing"
+    NOT_CONFIGURED = "not_configured"
+    # Argo CD (the Kubernetes API)
+    CONFIG = "config"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    THROTTLED = "throttled"
+    SERVER = "server"
+    HTTP = "http"
+    # GitHub
+    RATE_LIMITED = "rate_limited"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    SERVER_ERROR = "server_error"
+    AUTH = "auth"
+    HTTP_ERROR = "http_error"
+    BAD_REQUEST = "bad_request"
+    BAD_RESPONSE = "bad_response"
+    # failures that are not a source's own: the store, or a bug caught by the daemon's guard
+    STORE = "store"
+    UNEXPECTED = "unexpected"
+
+
 class SourceError(DoraError):
     """A source (git, Argo CD, GitHub) failed; ``kind`` is a bounded label for metrics."""
 
-    def __init__(self, source: str, kind: str, message: str) -> None:
+    def __init__(self, source: str, kind: ErrorKind, message: str) -> None:
         super().__init__(f"{source}: {message}")
         self.source = source
         self.kind = kind

@@ -18,12 +18,13 @@ import structlog
 from exporter.daemon.jobs import GITHUB_CHANGES, GITHUB_DEPLOYMENTS, GITHUB_INCIDENTS
 from exporter.daemon.supervision import Outcome, Task, guard
 from exporter.daemon.wiring import Components
-from exporter.errors import SourceError
+from exporter.errors import ErrorKind, SourceError
 from exporter.ingest.gitops import GitOpsIngester, IngestResult
 
 if TYPE_CHECKING:
-    from exporter.ingest.github_changes import IncidentResult, ResolveResult
+    from exporter.ingest.github_changes import ResolveResult
     from exporter.ingest.github_deployments import DeploymentsResult
+    from exporter.ingest.github_incidents import IncidentResult
 
 __all__ = ["Passes", "Progress"]
 
@@ -39,7 +40,7 @@ _GITHUB_TASKS = {
         crashed=crashed,
         store_failed="github.store_failed",
         failed_level="warning",
-        normal_stops=frozenset({"budget_exhausted"}),
+        normal_stops=frozenset({ErrorKind.BUDGET_EXHAUSTED}),
         store_context={"part": part},
     )
     for part, failed, crashed in (
@@ -177,7 +178,7 @@ class Passes:
             self._incidents_waiting = True
             return None
         horizon = min(self._gitops_read_at.values(), default=None)
-        from exporter.ingest.github_changes import IncidentResult
+        from exporter.ingest.github_incidents import IncidentResult
 
         started = time.monotonic()
         result = self._github_pass(

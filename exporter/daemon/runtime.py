@@ -24,8 +24,9 @@ from exporter.settings import Config
 if TYPE_CHECKING:
     import threading
 
-    from exporter.ingest.github_changes import IncidentResult, ResolveResult
+    from exporter.ingest.github_changes import ResolveResult
     from exporter.ingest.github_deployments import DeploymentsResult
+    from exporter.ingest.github_incidents import IncidentResult
 
 __all__ = ["STOP_BUDGET_SECONDS", "Daemon", "github_settings"]
 

@@ -17,7 +17,7 @@ from typing import Generic, Literal, TypeVar
 
 import structlog
 
-from exporter.errors import SourceError, StoreError
+from exporter.errors import ErrorKind, SourceError, StoreError
 from exporter.serve import Health
 
 __all__ = ["Attempt", "Exits", "Outcome", "Task", "guard", "supervise"]
@@ -90,7 +90,7 @@ def guard(run: Callable[[], _R], *, task: Task, health: Health) -> Attempt[_R]:
             crashed: Attempt[_R] = _crashed(task, health, exc)
             log.exception(task.crashed, **task.context)
             return crashed
-        health.failure(task.source, task.part, "store", str(exc))
+        health.failure(task.source, task.part, ErrorKind.STORE, str(exc))
         log.error(task.store_failed, **task.context, **task.store_context, error=str(exc))
         return Attempt(Outcome.STORE_FAILED, error=exc)
     except Exception as exc:
@@ -100,7 +100,7 @@ def guard(run: Callable[[], _R], *, task: Task, health: Health) -> Attempt[_R]:
 
 
 def _crashed(task: Task, health: Health, exc: Exception) -> Attempt[_R]:
-    health.failure(task.source, task.part, "unexpected", repr(exc))
+    health.failure(task.source, task.part, ErrorKind.UNEXPECTED, repr(exc))
     return Attempt(Outcome.CRASHED, error=exc)
 
 

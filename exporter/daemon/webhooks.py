@@ -62,7 +62,7 @@ class ArgoNotifications:
             return 503, "store unavailable"
         outcome = "recorded" if new else "duplicate"
         if new and note.started_at:
-            from exporter.sources.argocd.watch import parse_time
+            from exporter.sources.argocd import parse_time
 
             started = parse_time(note.started_at)
             if started is not None and self.store.argocd_operation_known(note.uid, started.timestamp()):

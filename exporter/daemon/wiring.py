@@ -18,14 +18,16 @@ from exporter.daemon.jobs import Jobs
 from exporter.daemon.publisher import Publisher
 from exporter.daemon.webhooks import ArgoNotifications, GitHubEvents
 from exporter.ingest.argocd import ArgoIngester
-from exporter.ingest.gitops import GitOpsIngester, Repos
+from exporter.ingest.gitops import GitOpsIngester
+from exporter.ingest.repos import Repos
 from exporter.serve import DoraCollector, Exposition, GitHubWebhook, Health, HttpApp, SnapshotHolder, explain
 from exporter.settings import GITHUB_REPO_PREFIX, Config
 from exporter.store import Store
 
 if TYPE_CHECKING:
-    from exporter.ingest.github_changes import ChangeResolver, IncidentIngester
+    from exporter.ingest.github_changes import ChangeResolver
     from exporter.ingest.github_deployments import DeploymentIngester
+    from exporter.ingest.github_incidents import IncidentIngester
     from exporter.sources import argocd as argocd_source
     from exporter.sources.github.client import Client, Settings
 
@@ -135,7 +137,8 @@ def _github(cfg: Config, store: Store) -> GitHubParts:
     """The GitHub client and the incident ingester, which needs no repositories."""
     if not cfg.github.enabled:
         return GitHubParts()
-    from exporter.ingest.github_changes import IncidentIngester, StoreCache
+    from exporter.ingest.github_cache import StoreCache
+    from exporter.ingest.github_incidents import IncidentIngester
     from exporter.sources.github.client import Client
 
     client = Client(github_settings(cfg), StoreCache(store))

@@ -19,6 +19,7 @@ import structlog
 
 from exporter.core.correlate import image_version, within
 from exporter.errors import SourceError
+from exporter.ingest.restores import restore_open
 from exporter.model import Deployment, DeploymentSource, FailureReason, Skip
 from exporter.settings import AppMapping, Config
 from exporter.sources.git.repository import Git
@@ -26,13 +27,13 @@ from exporter.store import ArgoApp, Store, Tx
 
 
 class Repos(Protocol):
-    """The open GitOps repositories (``ingesting.Repos``), to ask git about ancestry."""
+    """The open GitOps repositories (``ingest.repos.Repos``), to ask git about ancestry."""
 
     def get(self, repo: str, key: str, refresh: bool) -> Git: ...
 
 
 if TYPE_CHECKING:  # annotations only: the kubernetes client loads with the watch, not with this module
-    from exporter.sources.argocd.watch import App, HistoryEntry, Operation
+    from exporter.sources.argocd.apps import App, HistoryEntry, Operation
 
 log = structlog.get_logger(__name__)
 
@@ -311,14 +312,3 @@ class ArgoIngester:
             tx.restore_failure(f.id, at, by)
             n += 1
         return n
-
-
-def restore_open(tx: Tx, pair: tuple[str, str], reason: FailureReason, until: float, at: float, by: int | None) -> int:
-    """Restore the pair's open failures of ``reason`` that started at or before ``until``: at ``at``,
-    by deployment ``by``. How a failed attempt (a failed sync, a failed GitHub deployment) ends."""
-    n = 0
-    for f in tx.open_failures(*pair, reason):
-        if f.started_at.timestamp() <= until:
-            tx.restore_failure(f.id, at, by)
-            n += 1
-    return n

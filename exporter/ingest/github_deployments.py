@@ -32,14 +32,15 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from exporter.core.correlate import Transition
-from exporter.errors import SourceError
-from exporter.ingest.argocd import restore_open
-from exporter.ingest.gitops import Repos, hex_candidate, record_rollback
+from exporter.errors import ErrorKind, SourceError
+from exporter.ingest.repos import Repos, hex_candidate
+from exporter.ingest.restores import restore_open
+from exporter.ingest.rollbacks import record_rollback
 from exporter.model import Deployment, DeploymentSource, FailureReason, Skip, utc
 from exporter.settings import GITHUB_REPO_PREFIX, Config, DeploymentRepo
-from exporter.sources.github.client import (
+from exporter.sources.github.client import Client
+from exporter.sources.github.deployments import (
     FINAL_STATES,
-    Client,
     DeploymentStatus,
     GitHubDeployment,
     deployment_statuses,
@@ -123,7 +124,7 @@ class DeploymentIngester:
                     self._revisit(target, result)
                     self._read_new(target, result, stop)
             except SourceError as exc:
-                if exc.kind != "budget_exhausted":
+                if exc.kind != ErrorKind.BUDGET_EXHAUSTED:
                     raise
                 result.stopped = True
             finally:

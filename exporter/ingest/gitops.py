@@ -8,7 +8,6 @@ killed at any point resumes from the last committed cursor and converges on the 
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import deque
@@ -18,18 +17,20 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from exporter.core.correlate import Transition, rollback_kind, tag_commit_candidate
-from exporter.errors import SourceError
-from exporter.model import Deployment, DeploymentSource, FailureReason, ManifestValue, Skip, gitops_natural_key
+from exporter.core.correlate import Transition, tag_commit_candidate
+from exporter.errors import ErrorKind, SourceError
+from exporter.ingest.repos import Repos, hex_candidate, service_key
+from exporter.ingest.rollbacks import record_rollback
+from exporter.model import Deployment, DeploymentSource, ManifestValue, Skip, gitops_natural_key
 from exporter.settings import GITHUB_REPO_PREFIX, Config, GitOpsRepo, ServiceConfig, _redact_url
 from exporter.sources import gitops
 from exporter.sources.git.commitgraph import ChangeLister, CommitGraph
-from exporter.sources.git.repository import Git, fetch, open_repo
+from exporter.sources.git.repository import Git
 from exporter.sources.gitops import child as gitops_child
 from exporter.store import Store, Tx
 
 if TYPE_CHECKING:
-    from exporter.sources.github.client import Client
+    pass
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +39,6 @@ log = structlog.get_logger(__name__)
 # commits rather than per few hundred. BATCH_SECONDS bounds how long the write lock is held.
 BATCH_FIRST = 100
 BATCH_MAX = 8000
-_HEX = re.compile(r"[0-9a-f]{7,40}")
 BATCH_SECONDS = 2.0
 
 Progress = Callable[[int, int], None]
@@ -214,74 +214,6 @@ def _loading(lister: ChangeLister | None) -> bool:
     return isinstance(lister, CommitGraph) and lister.loading
 
 
-class Repos:
-    """Open repositories (local or mirrored) shared by the ingesters, fetched once per poll.
-
-    ``github:owner/name`` repositories are read through ``github`` (a shared API client)."""
-
-    def __init__(self, cfg: Config, github: Client | None = None) -> None:
-        self.cfg = cfg
-        self.github = github
-        self._open: dict[str, tuple[Git, bool]] = {}
-        self._graphs: dict[int, CommitGraph] = {}
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def deferred(repo: str) -> bool:
-        """Repositories read through a remote API: their commits and changes are read after the
-        GitOps poll by their own job (``ingesting_github.ChangeResolver``), so that a slow or
-        failing API never holds up a GitOps poll."""
-        return repo.startswith(GITHUB_REPO_PREFIX)
-
-    def lister(self, repo: str, gitops_repo: str, gitops_git: Git | None) -> ChangeLister:
-        """The change lister of a service repository (the GitOps clone itself when they are the same)."""
-        if repo.startswith(GITHUB_REPO_PREFIX):
-            if self.github is None:
-                raise SourceError("github", "not_configured", f"{repo} needs the GitHub source")
-            from exporter.sources.github.client import GitHubRepo
-
-            return GitHubRepo(
-                self.github, repo.removeprefix(GITHUB_REPO_PREFIX), self.cfg.change_start == "pr_first_commit"
-            )
-        git = (
-            gitops_git if repo == gitops_repo and gitops_git is not None else self.get(repo, _service_key(repo), False)
-        )
-        return self.graph(git)  # the in-memory commit graph, kept across polls
-
-    def get(self, repo: str, key: str, refresh: bool) -> Git:
-        with self._lock:
-            entry = self._open.get(repo)
-            if entry is None:
-                entry = self._open[repo] = open_repo(repo, self.cfg.data_dir / "mirrors", key)
-            # also on first open: a mirror left by an earlier run (a restart, `ingest`) is stale
-            if refresh and entry[1]:
-                fetch(entry[0])
-            return entry[0]
-
-    def graph(self, git: Git) -> CommitGraph:
-        with self._lock:
-            graph = self._graphs.get(id(git))
-            if graph is None or graph.git is not git:
-                graph = self._graphs[id(git)] = CommitGraph(git)
-                names = {repo for repo, (g, _) in self._open.items() if g is git}
-                graph.prepare(s.paths for s in self.cfg.services if s.repo in names)  # one git pass for all
-            return graph
-
-    def close(self) -> None:
-        with self._lock:
-            for git, _ in self._open.values():
-                git.close()
-            self._open.clear()
-            self._graphs.clear()
-
-
-def _service_key(repo: str) -> str:
-    import hashlib
-
-    tail = repo.rstrip("/").rsplit("/", 1)[-1].replace(":", "_")[:40]
-    return f"svc-{tail}-{hashlib.sha256(repo.encode()).hexdigest()[:10]}"
-
-
 class GitOpsIngester:
     """Polls one GitOps repository incrementally."""
 
@@ -300,13 +232,13 @@ class GitOpsIngester:
         head = git.resolve(f"refs/heads/{self.repo.branch}") or git.resolve(self.repo.branch)
         if head is None:
             where = _redact_url(self.repo.repo)  # a clone URL may carry a token: never into logs or the landing page
-            raise SourceError("gitops", "branch_missing", f"branch {self.repo.branch} not found in {where}")
+            raise SourceError("gitops", ErrorKind.BRANCH_MISSING, f"branch {self.repo.branch} not found in {where}")
         for repo in dict.fromkeys(
             s.repo
             for s in self.cfg.services
             if s.repo and s.repo != self.repo.repo and not s.repo.startswith(GITHUB_REPO_PREFIX)
         ):
-            self.repos.get(repo, _service_key(repo), refresh=True)  # tags may point at commits fetched only now
+            self.repos.get(repo, service_key(repo), refresh=True)  # tags may point at commits fetched only now
         cursor = self.store.cursor(self.cursor_name)
         result = IngestResult(head)
         if cursor == head:
@@ -537,34 +469,8 @@ def external_match(
     return sha, value.committed_at.timestamp(), window
 
 
-def hex_candidate(tag: str, tag_pattern: str) -> str | None:
-    """The (possibly abbreviated) commit SHA a tag carries, or ``None`` (a ref template, no SHA)."""
-    candidate = tag_commit_candidate(tag, tag_pattern)
-    return candidate if candidate is not None and _HEX.fullmatch(candidate) else None
-
-
 def _known(lister: ChangeLister, d: Deployment | None) -> bool:
     """Whether ``d``'s commit is still in its repository. A force-push (and a gc) can drop an
     earlier deployment's commit: it then bounds no change range and is nobody's ancestor, instead
     of failing every later poll."""
     return d is not None and d.commit is not None and lister.resolve(d.commit) is not None
-
-
-def record_rollback(tx: Tx, cfg: Config, prev: Deployment, t: Transition, dep_id: int) -> bool:
-    """Mark ``prev`` failed and ``dep_id`` rework when the transition is a rollback (idempotent)."""
-    kind = rollback_kind(t, cfg.revert_pattern, cfg.rollback_min_age)
-    if kind is None:
-        return False
-    tx.add_failure(
-        natural_key=f"rollback:{prev.id}",
-        service=prev.service,
-        environment=prev.environment,
-        reason=FailureReason.ROLLBACK,
-        started_at=prev.deployed_at.timestamp(),
-        deployment_id=prev.id,
-        restored_at=t.deployed_at.timestamp(),
-        restored_by=dep_id,
-        detail=kind.value,
-    )
-    tx.mark_rework(dep_id)
-    return True

@@ -1,1 +1,3 @@
 """Sources: the only modules that run git or talk to Kubernetes or GitHub. Each yields model objects."""
+
+__all__: list[str] = []  # a namespace: each source is imported as its own package (sources.git, sources.argocd, ...)

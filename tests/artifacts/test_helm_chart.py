@@ -41,13 +41,13 @@ except ImportError as exc:  # fail the module with the install step instead of a
 
 from exporter import config as exporter_config
 from tests.support.kube import KubeCluster, wait_until
-from tests.support.kube_fixtures import APPLICATION_CRD, SHARED_DIR, find_kube_apiserver
+from tests.support.kube_fixtures import APPLICATION_CRD, find_kube_apiserver
 from tests.support.paths import PROJECT_ROOT
 
 ROOT = PROJECT_ROOT
 CHART = ROOT / "helm" / "dora-exporter"
 EXAMPLES = ROOT / "examples"
-STUB_CRDS = ROOT / "tests" / "data" / "crds"
+TEST_CRDS = ROOT / "tests" / "data" / "crds"
 INSTALL_HINT = "run .ci/install-helm-tools.sh"
 
 RELEASE = "dora-exporter"
@@ -573,13 +573,13 @@ def test_kubernetes_validate_strict(set_name: str, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def rbac_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
-    """kube-apiserver + etcd with RBAC on, the Argo CD Application CRD and the stub monitoring CRDs."""
-    if not APPLICATION_CRD.is_file():
-        pytest.skip(f"shared fixtures directory {SHARED_DIR} is absent (needed for the Application CRD)")
+    """kube-apiserver + etcd with RBAC on and every CRD in ``tests/data/crds``: the project's Argo CD Application
+    CRD and the stub monitoring CRDs."""
+    crds = sorted(TEST_CRDS.glob("*.yaml"))
+    assert APPLICATION_CRD in crds, f"{APPLICATION_CRD} must be among the CRDs applied"
     binary = find_kube_apiserver()
     with KubeCluster.start(tmp_path_factory.mktemp("kube-rbac"), binary, authorization_mode="RBAC") as cluster:
-        cluster.apply(APPLICATION_CRD)
-        for crd in sorted(STUB_CRDS.glob("*.yaml")):
+        for crd in crds:
             cluster.apply(crd)
         for name in (
             "applications.argoproj.io",

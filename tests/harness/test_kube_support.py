@@ -17,9 +17,10 @@ import yaml
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
+from tests.support.argocd import APPLICATION
 from tests.support.kube import KubeCluster, wait_until
 from tests.support.kube_fixtures import (
-    SHARED_DIR,
+    APPLICATION_CRD,
     find_kube_apiserver,
     kube_cluster,  # noqa: F401
 )
@@ -31,7 +32,6 @@ pytestmark = [
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "applications"
 NAMESPACE = "argocd"
-DIFF_CACHE = SHARED_DIR / "fixtures" / "argocd" / "diff-cache.yaml"
 # Owned by the server (or by controllers this cluster does not run): a create must not carry them.
 SERVER_OWNED_METADATA = (
     "resourceVersion",
@@ -47,8 +47,8 @@ WATCH_TIMEOUT_SECONDS = 10
 
 
 def application_from_fixture(name: str) -> dict[str, Any]:
-    """The real ``diff-cache.yaml`` Application, renamed into our namespace, minus server-owned fields."""
-    app: dict[str, Any] = yaml.safe_load(DIFF_CACHE.read_text())
+    """Our fixture Application, renamed into our namespace, minus server-owned fields."""
+    app: dict[str, Any] = yaml.safe_load(APPLICATION.read_text())
     for key in SERVER_OWNED_METADATA:
         app["metadata"].pop(key, None)
     app["metadata"]["name"] = name
@@ -103,18 +103,22 @@ def watch_events(apps: client.CustomObjectsApi, name: str, resource_version: str
 
 def test_crd_has_no_status_subresource() -> None:
     """Guards the plain-update assumption in ``set_sync_revision``."""
-    crd = yaml.safe_load((SHARED_DIR / "fixtures" / "argocd" / "application-crd.yaml").read_text())
+    crd = yaml.safe_load(APPLICATION_CRD.read_text())
     assert all("status" not in v.get("subresources", {}) for v in crd["spec"]["versions"])
 
 
 def test_application_status_update_is_watched(apps: client.CustomObjectsApi) -> None:
-    name = unique_name("velero-test")
+    name = unique_name("cart-service")
     created = create_app(apps, name)
 
     read_back = get_app(apps, name)
+    fixture = application_from_fixture(name)
     assert read_back["metadata"]["uid"] == created["metadata"]["uid"]
-    assert read_back["spec"]["source"]["repoURL"] == "https://github.com/foo/manifests-velero.git"
-    assert [h["id"] for h in read_back["status"]["history"]] == list(range(14, 24))
+    # The CRD stores spec and status as written (nothing pruned, no status subresource dropping it).
+    assert read_back["spec"] == fixture["spec"]
+    assert read_back["status"] == fixture["status"]
+    assert read_back["spec"]["source"]["repoURL"] == "https://git.example.com/minishop/gitops.git"
+    assert [h["id"] for h in read_back["status"]["history"]] == [7, 8, 9]
     assert read_back["status"]["operationState"]["phase"] == "Succeeded"
 
     updated = set_sync_revision(apps, read_back, "rev2")

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from exporter.ingest.github_changes import ChangeResolver, StoreCache
+from exporter.ingest.github_cache import StoreCache
+from exporter.ingest.github_changes import ChangeResolver
 from exporter.ingest.github_deployments import DeploymentIngester
-from exporter.ingest.gitops import Repos
+from exporter.ingest.repos import Repos
 from exporter.model import DeploymentSource, FailureReason
 from tests.support.fakegithub import FakeGitHub
 from tests.support.github import client_for

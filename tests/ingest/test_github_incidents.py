@@ -9,7 +9,8 @@ import pytest
 
 from exporter.core import snapshot
 from exporter.core.dora import PRESETS
-from exporter.ingest.github_changes import IncidentIngester, StoreCache
+from exporter.ingest.github_cache import StoreCache
+from exporter.ingest.github_incidents import IncidentIngester
 from exporter.model import FailureReason, PairKey
 from tests.support.fakegithub import FakeGitHub
 from tests.support.github import client_for

@@ -20,9 +20,9 @@ import yaml
 
 from exporter.core.correlate import image_version
 from exporter.ingest.argocd import ArgoIngester, map_app
-from exporter.ingest.gitops import Repos
-from exporter.sources.argocd.watch import App, parse_app
-from tests.support.argocd import DIFF_CACHE, iso
+from exporter.ingest.repos import Repos
+from exporter.sources.argocd.apps import App, parse_app
+from tests.support.argocd import APPLICATION, iso
 from tests.support.gitrepo import Exporter, GitRepo, manifest, values_yaml
 
 T0 = 1_780_000_000  # fixed commit times
@@ -30,10 +30,8 @@ SERVICE = "shop-api"
 
 
 def argo_app(uid: str, entries: list[tuple[int, str, datetime]], images: list[str] | None = None) -> App:
-    """The real fixture renamed to shop-api-prod, its history replaced by ``entries`` (id, revision, start)."""
-    if not DIFF_CACHE.is_file():
-        pytest.skip(f"{DIFF_CACHE} is absent")
-    obj: dict[str, Any] = yaml.safe_load(DIFF_CACHE.read_text())
+    """Our fixture Application renamed to shop-api-prod, its history replaced by ``entries`` (id, revision, start)."""
+    obj: dict[str, Any] = yaml.safe_load(APPLICATION.read_text())
     obj["metadata"].update(name=f"{SERVICE}-prod", uid=uid)
     template = obj["status"]["history"][-1]
     history = []
@@ -159,7 +157,8 @@ def test_mapping_rules() -> None:
 
     m = cfg.argocd.mapping
     assert map_app(with_(name="legacy"), m) == ("api", "prod")
-    assert map_app(with_(name="user-service-staging"), m) == ("user-service", "staging")
+    # Without the service label (our fixture carries one), the name template names the service too.
+    assert map_app(with_(name="user-service-staging", labels={}), m) == ("user-service", "staging")
     assert map_app(
         with_(name="x", labels={"app.kubernetes.io/name": "cart"}, destination_namespace="minishop-dev"), m
     ) == (
@@ -178,9 +177,7 @@ def test_multi_source_app_takes_the_configured_repos_revision(tmp_path: Path) ->
         {"store": {"path": str(tmp_path / "d.db")}, "argocd": {"enabled": True, "source_repo": gitops_url}},
         environ={},
     )
-    if not DIFF_CACHE.is_file():
-        pytest.skip(f"{DIFF_CACHE} is absent")
-    obj: dict[str, Any] = yaml.safe_load(DIFF_CACHE.read_text())
+    obj: dict[str, Any] = yaml.safe_load(APPLICATION.read_text())
     obj["metadata"].update(name=f"{SERVICE}-prod", uid="multi")
     entry = copy.deepcopy(obj["status"]["history"][-1])
     entry.pop("revision")

@@ -137,12 +137,10 @@ def test_the_example_template_renders_the_documented_fields() -> None:
 def test_an_operation_the_watch_already_saw_is_known(daemon: RunningDaemon) -> None:
     import yaml as _yaml
 
-    from exporter.sources.argocd.watch import parse_app
-    from tests.support.argocd import DIFF_CACHE
+    from exporter.sources.argocd.apps import parse_app
+    from tests.support.argocd import APPLICATION
 
-    if not DIFF_CACHE.is_file():
-        pytest.skip(f"{DIFF_CACHE} is absent")
-    obj = _yaml.safe_load(DIFF_CACHE.read_text())
+    obj = _yaml.safe_load(APPLICATION.read_text())
     obj["metadata"].update(name="shop-api-prod", uid="seen-by-watch")
     app = parse_app(obj)
     assert app is not None and daemon.daemon.argo is not None

@@ -1,4 +1,4 @@
-"""Shared helpers for the Argo CD tests: an Application derived from the real fixture, a daemon in a thread."""
+"""Shared helpers for the Argo CD tests: an Application derived from our fixture, a daemon in a thread."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter import config as exporter_config
 from exporter.daemon.runtime import Daemon
 from tests.support.kube import free_ports
-from tests.support.kube_fixtures import SHARED_DIR
+from tests.support.paths import DATA_DIR
 from tests.support.waiting import wait_until
 
-DIFF_CACHE = SHARED_DIR / "fixtures" / "argocd" / "diff-cache.yaml"
+APPLICATION = DATA_DIR / "argocd" / "application.yaml"
 SERVER_OWNED = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "ownerReferences")
 WEBHOOK_TOKEN = "hook-token-for-tests"
 
@@ -28,8 +28,9 @@ def iso(t: datetime) -> str:
 
 
 def fixture_app(name: str, namespace: str) -> dict[str, Any]:
-    """The real ``diff-cache.yaml`` Application under a new name, without server-owned metadata."""
-    app: dict[str, Any] = yaml.safe_load(DIFF_CACHE.read_text())
+    """Our fixture Application (``tests/data/argocd/application.yaml``) under a new name, without server-owned
+    metadata."""
+    app: dict[str, Any] = yaml.safe_load(APPLICATION.read_text())
     for key in SERVER_OWNED:
         app["metadata"].pop(key, None)
     app["metadata"]["finalizers"] = []

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from exporter.config.loading import parse
-from exporter.ingest.gitops import GitOpsIngester, IngestResult, Repos
+from exporter.ingest.gitops import GitOpsIngester, IngestResult
+from exporter.ingest.repos import Repos
 from exporter.model import PairKey
 from exporter.sources.github.client import Client
 from exporter.store import Store

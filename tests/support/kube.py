@@ -1,8 +1,8 @@
 """A real etcd + kube-apiserver on loopback, for tests that must talk to an actual API server.
 
 Why: watch semantics (resourceVersions, ``410 Gone`` after compaction, reconnects after a server restart)
-and RBAC are where fakes lie. The kube-apiserver binary is built once by ``.ci/kube-apiserver.sh``;
-see ``/work/shared/REAL-COMPONENTS.md`` for the recipe these flags come from.
+and RBAC are where fakes lie. The kube-apiserver binary is built once by ``.ci/kube-apiserver.sh``
+(see its header for how and why).
 """
 
 from __future__ import annotations

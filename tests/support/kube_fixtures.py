@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.kube import KubeCluster
+from tests.support.paths import DATA_DIR, PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DIR = PROJECT_ROOT.parent / "shared"
-APPLICATION_CRD = SHARED_DIR / "fixtures" / "argocd" / "application-crd.yaml"
+APPLICATION_CRD = DATA_DIR / "crds" / "application-crd.yaml"
 DEFAULT_CACHE = Path("/var/cache/dora-exporter")
 KUBE_VERSION = "1.20.2"
 
@@ -45,9 +44,7 @@ def find_kube_apiserver() -> Path:
 
 @pytest.fixture(scope="session")
 def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
-    """etcd + kube-apiserver (AlwaysAllow) with the real Argo CD ``Application`` CRD installed."""
-    if not SHARED_DIR.is_dir():
-        pytest.skip(f"shared fixtures directory {SHARED_DIR} is absent (needed for the Application CRD)")
+    """etcd + kube-apiserver (AlwaysAllow) with the project's Argo CD ``Application`` CRD installed."""
     binary = find_kube_apiserver()
     with KubeCluster.start(tmp_path_factory.mktemp("kube"), binary) as cluster:
         cluster.apply(APPLICATION_CRD)

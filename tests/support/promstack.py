@@ -1,7 +1,7 @@
 """A real Prometheus and Alertmanager on free loopback ports, for end-to-end alerting tests.
 
-Both come from Debian's packages (``bash .ci/install-prometheus.sh``); the flags follow
-``/work/shared/REAL-COMPONENTS.md``. ``PromStack.start`` starts Alertmanager first, so that
+Both come from Debian's packages (``bash .ci/install-prometheus.sh``), with the flags set below.
+``PromStack.start`` starts Alertmanager first, so that
 Prometheus can deliver from its first evaluation, then Prometheus with 1 s scrape and evaluation
 intervals. Each waits for ``/-/ready`` within a bounded time and fails fast, with the tail of its
 log, if the process exits. ``stop`` (also registered with ``atexit``) kills both process groups.

@@ -19,7 +19,7 @@ from typing import IO, cast
 
 import structlog
 
-from exporter.errors import SourceError
+from exporter.errors import ErrorKind, SourceError
 from exporter.model import Change, utc
 
 log = structlog.get_logger(__name__)
@@ -83,12 +83,12 @@ class Git:
         try:
             proc = subprocess.run(self._cmd(args), capture_output=True, env=_ENV, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
-            raise SourceError("git", "timeout", f"git {args[0]} timed out after {timeout:g}s") from exc
+            raise SourceError("git", ErrorKind.TIMEOUT, f"git {args[0]} timed out after {timeout:g}s") from exc
         except OSError as exc:
-            raise SourceError("git", "git_missing", f"cannot run git: {exc}") from exc
+            raise SourceError("git", ErrorKind.GIT_MISSING, f"cannot run git: {exc}") from exc
         if check and proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip()
-            raise SourceError("git", "git_command", f"git {args[0]} failed in {self.path}: {err}")
+            raise SourceError("git", ErrorKind.GIT_COMMAND, f"git {args[0]} failed in {self.path}: {err}")
         return proc.stdout.decode(errors="replace")
 
     def stream(self, *args: str) -> Iterator[str]:
@@ -131,7 +131,7 @@ class Git:
                 env=_ENV,
             )
         except OSError as exc:
-            raise SourceError("git", "git_missing", f"cannot run git: {exc}") from exc
+            raise SourceError("git", ErrorKind.GIT_MISSING, f"cannot run git: {exc}") from exc
         assert order.stdout is not None and order.stderr is not None
         completed = False
         try:
@@ -145,7 +145,7 @@ class Git:
             order.stderr.close()
             code = order.wait()
         if code != 0:
-            raise SourceError("git", "git_command", f"git rev-list failed in {self.path}: {err}")
+            raise SourceError("git", ErrorKind.GIT_COMMAND, f"git rev-list failed in {self.path}: {err}")
 
     def _lines(self, args: Sequence[str], stdin: IO[bytes] | bytes | None) -> Iterator[str]:
         """Lines of a git command's output; ``stdin``: a pipe it reads, or bytes a thread writes."""
@@ -158,7 +158,7 @@ class Git:
                 env=_ENV,
             )
         except OSError as exc:
-            raise SourceError("git", "git_missing", f"cannot run git: {exc}") from exc
+            raise SourceError("git", ErrorKind.GIT_MISSING, f"cannot run git: {exc}") from exc
         assert proc.stdout is not None
         if isinstance(stdin, bytes):
             threading.Thread(target=_feed, args=(proc, stdin), name="git-stdin-writer", daemon=True).start()
@@ -185,7 +185,7 @@ class Git:
                 proc.stderr.close()
             code = proc.wait()
         if code != 0:
-            raise SourceError("git", "git_command", f"git {args[0]} failed in {self.path}: {err}")
+            raise SourceError("git", ErrorKind.GIT_COMMAND, f"git {args[0]} failed in {self.path}: {err}")
 
     # -- refs and commits ---------------------------------------------------------------------
 
@@ -211,7 +211,7 @@ class Git:
             except OSError as exc:
                 self._check = None
                 proc.kill()
-                raise SourceError("git", "git_command", f"cat-file --batch-check failed: {exc}") from exc
+                raise SourceError("git", ErrorKind.GIT_COMMAND, f"cat-file --batch-check failed: {exc}") from exc
         if len(fields) == 3 and fields[1] == "commit" and _SHA.fullmatch(fields[0]):
             if fields[0] == rev and len(self._commits) < 1 << 16:
                 self._commits.add(rev)
@@ -226,7 +226,7 @@ class Git:
             check=False,
         )
         if proc.returncode not in (0, 1):
-            raise SourceError("git", "git_command", proc.stderr.decode(errors="replace").strip())
+            raise SourceError("git", ErrorKind.GIT_COMMAND, proc.stderr.decode(errors="replace").strip())
         return proc.returncode == 0
 
     def merge_base(self, a: str, b: str) -> str | None:
@@ -277,7 +277,7 @@ class Git:
                 stdout.read(1)  # the newline after every object
             except (OSError, ValueError) as exc:
                 self._close_batch()
-                raise SourceError("git", "git_command", f"cat-file failed: {exc}") from exc
+                raise SourceError("git", ErrorKind.GIT_COMMAND, f"cat-file failed: {exc}") from exc
             return data
 
     def read_blobs(self, shas: Sequence[str]) -> dict[str, bytes | None]:
@@ -324,12 +324,12 @@ class Git:
                 self._close_batch()
                 if writer.is_alive():
                     writer.join()
-                raise SourceError("git", "git_command", f"cat-file failed: {exc}") from exc
+                raise SourceError("git", ErrorKind.GIT_COMMAND, f"cat-file failed: {exc}") from exc
             if writer.is_alive():
                 writer.join()
             if failed:
                 self._close_batch()
-                raise SourceError("git", "git_command", f"cat-file failed: {failed[0]}") from failed[0]
+                raise SourceError("git", ErrorKind.GIT_COMMAND, f"cat-file failed: {failed[0]}") from failed[0]
         return out
 
     def _close_batch(self) -> None:
@@ -382,7 +382,7 @@ def open_repo(repo: str, mirrors_dir: Path, key: str) -> tuple[Git, bool]:
     if not _is_remote(repo):
         path = Path(repo).expanduser()
         if not path.exists():
-            raise SourceError("git", "repo_missing", f"repository {repo} does not exist")
+            raise SourceError("git", ErrorKind.REPO_MISSING, f"repository {repo} does not exist")
         return Git(path), False
     mirror = mirrors_dir / f"{key}.git"
     if not (mirror / "HEAD").exists():

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from exporter.sources.github.client import (
-    COMPARE_FILES_LIMIT,
-    FINAL_STATES,
     PER_PAGE,
     SOURCE,
     Cache,
     Client,
-    CommitInfo,
-    DeploymentStatus,
-    GitHubDeployment,
-    GitHubRepo,
-    Issue,
     MemoryCache,
     Settings,
-    deployment_statuses,
-    deployments,
-    incident_issues,
     parse_time,
 )
+from exporter.sources.github.deployments import (
+    FINAL_STATES,
+    DeploymentStatus,
+    GitHubDeployment,
+    deployment_statuses,
+    deployments,
+)
+from exporter.sources.github.issues import Issue, incident_issues
+from exporter.sources.github.repos import COMPARE_FILES_LIMIT, CommitInfo, GitHubRepo
 from exporter.sources.github.webhook import GITHUB_EVENTS, valid_signature
 
 __all__ = [

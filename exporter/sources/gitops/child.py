@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import structlog
 
-from exporter.errors import SourceError
+from exporter.errors import ErrorKind, SourceError
 from exporter.settings import GitOpsRepo, Names
 from exporter.sources import gitops
 from exporter.sources.git.repository import Git
@@ -60,7 +60,7 @@ def read_commits(
             env=env,
         )
     except OSError as exc:
-        raise SourceError("gitops", "reader_failed", f"cannot start the GitOps reader: {exc}") from exc
+        raise SourceError("gitops", ErrorKind.READER_FAILED, f"cannot start the GitOps reader: {exc}") from exc
     assert child.stdin is not None and child.stdout is not None
     try:
         pickle.dump((str(repo_path), repo, names, rev_range), child.stdin)
@@ -69,12 +69,12 @@ def read_commits(
             try:
                 kind, payload = pickle.load(child.stdout)  # noqa: S301 - our own child, over a private pipe
             except (EOFError, pickle.UnpicklingError) as exc:
-                raise SourceError("gitops", "reader_failed", "the GitOps reader process ended early") from exc
+                raise SourceError("gitops", ErrorKind.READER_FAILED, "the GitOps reader process ended early") from exc
             if kind == "commits":
                 yield from payload
             elif kind == "error":
                 source, error_kind, message = payload
-                raise SourceError(source, error_kind, message)
+                raise SourceError(source, ErrorKind(error_kind), message)
             else:
                 log.debug("gitops.reader_finished", peak_rss_mb=round(payload, 1))
                 return
@@ -102,10 +102,10 @@ def _serve(job: IO[bytes], out: IO[bytes]) -> None:
                     batch = []
             send("commits", batch)
     except SourceError as exc:
-        send("error", (exc.source, exc.kind, str(exc).removeprefix(f"{exc.source}: ")))
+        send("error", (exc.source, str(exc.kind), str(exc).removeprefix(f"{exc.source}: ")))
         return
     except Exception as exc:  # noqa: BLE001 - reported to the ingester, which raises it
-        send("error", ("gitops", "reader_failed", repr(exc)))
+        send("error", ("gitops", str(ErrorKind.READER_FAILED), repr(exc)))
         return
     send("end", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 

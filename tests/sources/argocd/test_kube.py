@@ -1,6 +1,6 @@
-"""The Argo CD source against a real kube-apiserver + etcd with the real Application CRD.
+"""The Argo CD source against a real kube-apiserver + etcd with the project's Application CRD.
 
-One Application derived from the real ``diff-cache.yaml`` is driven through a sync that runs,
+One Application derived from our fixture (``tests/data/argocd/application.yaml``) is driven through a sync that runs,
 retries and fails, then succeeds, degrades and heals; it is redeployed on the same revision,
 deleted and recreated. The daemon is restarted in the middle, so is the API server, and etcd is
 compacted under the watch for a real 410. At every step the daemon's /metrics must show exactly
@@ -43,7 +43,6 @@ pytestmark = [
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "applications"
 SERVICE, ENV = "shop-api", "prod"
 PAIR = {"service": SERVICE, "environment": ENV}
-R1 = "ea8759964626a583667a2bfd08f334ec2070040a"  # the fixture's revision
 R2 = "1f0c4e2b9a7d3c5e6f8091a2b3c4d5e6f7a8b9c0"
 SECONDS = 15.0
 
@@ -138,11 +137,13 @@ def test_driven_application_is_counted_exactly(setup: Cluster, tmp_path: Path) -
 
     d = RunningDaemon(cfg_path)
     try:
-        # 1. The real fixture: history ids 14-23 all on one revision, Succeeded, Healthy -> 10 deployments
+        # 1. The fixture: its history (ids 7-9), Succeeded, Healthy -> one deployment per history entry
         body = fixture_app(c.name, c.namespace)
+        fixture_ids = [h["id"] for h in body["status"]["history"]]
+        n, next_id = len(fixture_ids), fixture_ids[-1] + 1
         created = c.create(body)
         uid1 = created["metadata"]["uid"]
-        expect(d, "backfill of the fixture's history", dora_deployments_total=10, dora_sync_failing=0, dora_degraded=0)
+        expect(d, "backfill of the fixture's history", dora_deployments_total=n, dora_sync_failing=0, dora_degraded=0)
         assert d.value("dora_exporter_source_up", source="argocd") == 1
 
         # 2. A sync starts (Running), then retries (Running, finishedAt set, retryCount > 0): not complete
@@ -153,7 +154,7 @@ def test_driven_application_is_counted_exactly(setup: Cluster, tmp_path: Path) -
         )
         processed = self_metric(d, "dora_exporter_events_processed_total")
         wait_until(lambda: self_metric(d, "dora_exporter_events_processed_total") >= processed, SECONDS)
-        expect(d, "a retrying sync is not a failure", dora_deployments_total=10, dora_sync_failing=0,
+        expect(d, "a retrying sync is not a failure", dora_deployments_total=n, dora_sync_failing=0,
                dora_deployment_failures_total__sync_failed=0)  # fmt: skip
 
         # 3. The final phase is Failed: one failed deployment attempt, sync_failing=1 within seconds
@@ -165,16 +166,16 @@ def test_driven_application_is_counted_exactly(setup: Cluster, tmp_path: Path) -
         written = time.monotonic()
         wait_until(lambda: d.value("dora_sync_failing", **PAIR) == 1, SECONDS, interval=0.02)
         assert time.monotonic() - written < 5, "dora_sync_failing must follow a failed sync within seconds"
-        expect(d, "failed sync", dora_deployments_total=11, dora_sync_failing=1, dora_failure_open=1,
+        expect(d, "failed sync", dora_deployments_total=n + 1, dora_sync_failing=1, dora_failure_open=1,
                dora_deployment_failures_total__sync_failed=1)  # fmt: skip
 
         # 4. A new sync: its history entry appears while the phase is still Running, then it Succeeds
         t2 = base + timedelta(minutes=5)
-        history = [*c.get()["status"]["history"], history_entry(body, 24, t2, t2 + timedelta(seconds=3), R2)]
+        history = [*c.get()["status"]["history"], history_entry(body, next_id, t2, t2 + timedelta(seconds=3), R2)]
         c.status(history=history, operationState=operation(body, "Running", t2, R2))
-        expect(d, "history entry before Succeeded", dora_deployments_total=12, dora_sync_failing=1)
+        expect(d, "history entry before Succeeded", dora_deployments_total=n + 2, dora_sync_failing=1)
         c.status(operationState=operation(body, "Succeeded", t2, R2, t2 + timedelta(seconds=4)))
-        expect(d, "restored by a Succeeded sync of a Healthy app", dora_deployments_total=12, dora_sync_failing=0,
+        expect(d, "restored by a Succeeded sync of a Healthy app", dora_deployments_total=n + 2, dora_sync_failing=0,
                dora_failure_open=0, dora_time_to_restore_seconds_count=1)  # fmt: skip
 
         # 5. Degraded within the failure window, then Healthy again
@@ -185,31 +186,33 @@ def test_driven_application_is_counted_exactly(setup: Cluster, tmp_path: Path) -
 
         # 6. A reconciledAt-only change does nothing
         c.status(reconciledAt=iso(datetime.now(UTC)))
-        expect(d, "reconciledAt only", dora_deployments_total=12)
+        expect(d, "reconciledAt only", dora_deployments_total=n + 2)
     finally:
         d.stop()
 
-    # 7. While the daemon is down: a redeploy of the same revision (id 25) is lost to a history limit
-    #    of 1 and id 26 remains: the restart backfills 26 and counts the gap of one.
+    # 7. While the daemon is down: a redeploy of the same revision (next_id + 1) is lost to a history limit
+    #    of 1 and next_id + 2 remains: the restart backfills it and counts the gap of one.
     t3 = base + timedelta(minutes=10)
     c.status(
-        history=[history_entry(body, 26, t3, t3 + timedelta(seconds=2), R2)],
+        history=[history_entry(body, next_id + 2, t3, t3 + timedelta(seconds=2), R2)],
         operationState=operation(body, "Succeeded", t3, R2, t3 + timedelta(seconds=3)),
     )
     d = RunningDaemon(cfg_path)
     try:
-        expect(d, "restart backfills, nothing doubled", dora_deployments_total=13, dora_sync_failing=0, dora_degraded=0,
-               dora_deployment_failures_total__sync_failed=1, dora_deployment_failures_total__degraded=1)  # fmt: skip
+        expect(d, "restart backfills, nothing doubled", dora_deployments_total=n + 3, dora_sync_failing=0,
+               dora_degraded=0, dora_deployment_failures_total__sync_failed=1,
+               dora_deployment_failures_total__degraded=1)  # fmt: skip
         assert self_metric(d, "dora_exporter_history_gaps_total") == 1
 
         # 8. The API server restarts under the watch; a redeploy of the same revision after it is seen once
         kube.restart_apiserver()
         t4 = base + timedelta(minutes=15)
+        redeploy = history_entry(body, next_id + 3, t4, t4 + timedelta(seconds=2), R2)
         c.status(
-            history=[*c.get()["status"]["history"], history_entry(body, 27, t4, t4 + timedelta(seconds=2), R2)],
+            history=[*c.get()["status"]["history"], redeploy],
             operationState=operation(body, "Succeeded", t4, R2, t4 + timedelta(seconds=3)),
         )
-        expect(d, "redeploy of the same revision after an API server restart", dora_deployments_total=14)
+        expect(d, "redeploy of the same revision after an API server restart", dora_deployments_total=n + 4)
         wait_until(lambda: self_metric(d, "dora_exporter_watch_reconnects_total") >= 1, SECONDS, message="reconnect")
 
         # 9. etcd compacted past the watch's resourceVersion: the next watch gets a real 410 and relists
@@ -221,7 +224,7 @@ def test_driven_application_is_counted_exactly(setup: Cluster, tmp_path: Path) -
         wait_until(
             lambda: self_metric(d, "dora_exporter_watch_relists_total") > relists, SECONDS, message="relist after 410"
         )
-        expect(d, "a relist adds nothing", dora_deployments_total=14)
+        expect(d, "a relist adds nothing", dora_deployments_total=n + 4)
 
         # 10. Delete and recreate under the same name: new uid, ids restart at 0, old rows stay
         c.delete()
@@ -232,39 +235,40 @@ def test_driven_application_is_counted_exactly(setup: Cluster, tmp_path: Path) -
         fresh["status"]["operationState"] = operation(fresh, "Succeeded", t5, R2, t5 + timedelta(seconds=3))
         uid2 = c.create(fresh)["metadata"]["uid"]
         assert uid2 != uid1
-        expect(d, "recreated app", dora_deployments_total=15, dora_sync_failing=0, dora_degraded=0, dora_failure_open=0,
-               dora_deployment_failures_total__sync_failed=1, dora_deployment_failures_total__degraded=1,
-               dora_time_to_restore_seconds_count=2)  # fmt: skip
+        expect(d, "recreated app", dora_deployments_total=n + 5, dora_sync_failing=0, dora_degraded=0,
+               dora_failure_open=0, dora_deployment_failures_total__sync_failed=1,
+               dora_deployment_failures_total__degraded=1, dora_time_to_restore_seconds_count=2)  # fmt: skip
         assert d.value("dora_exporter_source_up", source="argocd") == 1
         assert d.value("dora_exporter_unmatched_total", source="argocd", reason="unmapped_app") == 0
     finally:
         d.stop()
 
-    # The report says the same: 15 deployments, 2 failed (the failed sync's attempt, the degraded one), 2 restored
+    # The report says the same: n + 5 deployments, 2 failed (the failed sync's attempt, the degraded one), 2 restored
     report = subprocess.run(
         [sys.executable, "-m", "exporter.cli", "report", "--config", str(cfg_path), "--since", "2024-01-01T00:00:00Z",
          "--format", "json"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     [row] = [r for r in json.loads(report.stdout)["rows"] if r["service"] == SERVICE]
-    assert (row["deployments"], row["failed_deployments"], row["restored_failures"]) == (15, 2, 2)
+    assert (row["deployments"], row["failed_deployments"], row["restored_failures"]) == (n + 5, 2, 2)
 
     # The store holds exactly what was driven
     store = Store(tmp_path / "dora.db")
     try:
         deps = store.deployments(SERVICE, ENV)
-        assert len(deps) == 15
+        assert len(deps) == n + 5
         history_rows = sorted(
             (uid, hid) for uid, hid in store.conn.execute("SELECT uid, history_id FROM argocd_history")
         )
-        assert history_rows == sorted([(uid1, i) for i in [*range(14, 25), 26, 27]] + [(uid2, 0)])
+        uid1_ids = [*fixture_ids, next_id, next_id + 2, next_id + 3]
+        assert history_rows == sorted([(uid1, i) for i in uid1_ids] + [(uid2, 0)])
         failures = store.failures(SERVICE, ENV)
         assert sorted(f.reason.value for f in failures) == ["degraded", "sync_failed"]
         assert all(f.restored_at is not None for f in failures)
         sync_failed = next(f for f in failures if f.reason.value == "sync_failed")
         assert sync_failed.started_at == base + timedelta(seconds=40)  # the failed operation's finishedAt
         by_key = {d.deployed_at: d for d in deps}
-        assert by_key[base + timedelta(minutes=5)].version  # id 24, timed at its deployStartedAt
+        assert by_key[base + timedelta(minutes=5)].version  # next_id, timed at its deployStartedAt
     finally:
         store.close()
 

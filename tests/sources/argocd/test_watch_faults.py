@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,19 +21,17 @@ import yaml
 from kubernetes import client
 
 from exporter.errors import SourceError
-from exporter.sources.argocd.watch import App, Watcher, WatchSettings
-from tests.support.kube_fixtures import SHARED_DIR
+from exporter.sources.argocd.apps import App
+from exporter.sources.argocd.watch import Watcher, WatchSettings
+from tests.support.argocd import APPLICATION
 from tests.support.waiting import wait_until
 
-DIFF_CACHE = SHARED_DIR / "fixtures" / "argocd" / "diff-cache.yaml"
 NS = "argocd"
 
 
 def app_object(name: str, rv: str) -> dict[str, Any]:
-    if DIFF_CACHE.is_file():
-        obj: dict[str, Any] = yaml.safe_load(Path(DIFF_CACHE).read_text())
-    else:  # pragma: no cover - the shape the watch needs, when ../shared is absent
-        obj = {"metadata": {}, "status": {}}
+    """Our fixture Application as the API server would send it: named, with a uid and a resourceVersion."""
+    obj: dict[str, Any] = yaml.safe_load(APPLICATION.read_text())
     obj["metadata"].update(name=name, namespace=NS, uid=f"uid-{name}", resourceVersion=rv)
     return obj
 

@@ -13,7 +13,7 @@ from exporter.core import snapshot
 from exporter.core.dora import PRESETS
 from exporter.errors import SourceError
 from exporter.ingest.github_changes import ChangeResolver, ResolveResult
-from exporter.ingest.gitops import Repos
+from exporter.ingest.repos import Repos
 from exporter.model import PairKey
 from exporter.serve import DoraCollector, SnapshotHolder
 from exporter.serve.health import Health
@@ -126,7 +126,7 @@ def test_a_600_commit_compare_is_fully_paged_and_each_commit_fetched_once(tmp_pa
     assert len({r.path for r in fake.hits("/commits/")}) == len(fake.hits("/commits/"))  # never twice
     # the same range again (as after a restart) re-reads no commit: their files are cached in the store
     before = len(fake.hits("/commits/"))
-    from exporter.sources.github.client import GitHubRepo
+    from exporter.sources.github.repos import GitHubRepo
 
     again = GitHubRepo(client_for(fake, _StoreCache(e)), "acme/shop", False).changes(
         shas[-1], [base], ["services/shop"]
@@ -144,7 +144,7 @@ def test_path_filters_use_each_commits_files_when_the_compare_may_be_truncated(
     many = repo.commit("vendor bump", [f"vendor/f{i}.txt" for i in range(350)], T0 + HOUR)
     ours = repo.commit("shop change", ["services/shop/main.py"], T0 + 2 * HOUR)
     other = repo.commit("other service", ["services/cart/main.py"], T0 + 3 * HOUR)
-    from exporter.sources.github.client import GitHubRepo
+    from exporter.sources.github.repos import GitHubRepo
 
     gh = GitHubRepo(client_for(fake, MemoryCache()), "acme/shop", False)
     changes = gh.changes(other, [base], ["services/shop"])
@@ -158,7 +158,7 @@ def test_tags_resolve_through_the_api(fake: FakeGitHub) -> None:
     repo = fake.repo("acme/shop")
     sha = repo.commit("initial", ["a"], T0)
     repo.refs["v1"] = sha
-    from exporter.sources.github.client import GitHubRepo
+    from exporter.sources.github.repos import GitHubRepo
 
     gh = GitHubRepo(client_for(fake, MemoryCache()), "acme/shop", False)
     assert gh.resolve("refs/tags/v1") == sha

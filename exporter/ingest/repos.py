@@ -1,0 +1,93 @@
+"""The repositories the ingesters read, opened (or mirrored) once and shared, and the commit a tag names."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from typing import TYPE_CHECKING
+
+from exporter.core.correlate import tag_commit_candidate
+from exporter.errors import ErrorKind, SourceError
+from exporter.settings import GITHUB_REPO_PREFIX, Config
+from exporter.sources.git.commitgraph import ChangeLister, CommitGraph
+from exporter.sources.git.repository import Git, fetch, open_repo
+
+if TYPE_CHECKING:
+    from exporter.sources.github.client import Client
+
+__all__ = ["Repos", "hex_candidate", "service_key"]
+
+_HEX = re.compile(r"[0-9a-f]{7,40}")
+
+
+class Repos:
+    """Open repositories (local or mirrored) shared by the ingesters, fetched once per poll.
+
+    ``github:owner/name`` repositories are read through ``github`` (a shared API client)."""
+
+    def __init__(self, cfg: Config, github: Client | None = None) -> None:
+        self.cfg = cfg
+        self.github = github
+        self._open: dict[str, tuple[Git, bool]] = {}
+        self._graphs: dict[int, CommitGraph] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def deferred(repo: str) -> bool:
+        """Repositories read through a remote API: their commits and changes are read after the
+        GitOps poll by their own job (``ingest.github_changes.ChangeResolver``), so that a slow or
+        failing API never holds up a GitOps poll."""
+        return repo.startswith(GITHUB_REPO_PREFIX)
+
+    def lister(self, repo: str, gitops_repo: str, gitops_git: Git | None) -> ChangeLister:
+        """The change lister of a service repository (the GitOps clone itself when they are the same)."""
+        if repo.startswith(GITHUB_REPO_PREFIX):
+            if self.github is None:
+                raise SourceError("github", ErrorKind.NOT_CONFIGURED, f"{repo} needs the GitHub source")
+            from exporter.sources.github.repos import GitHubRepo
+
+            return GitHubRepo(
+                self.github, repo.removeprefix(GITHUB_REPO_PREFIX), self.cfg.change_start == "pr_first_commit"
+            )
+        git = gitops_git if repo == gitops_repo and gitops_git is not None else self.get(repo, service_key(repo), False)
+        return self.graph(git)  # the in-memory commit graph, kept across polls
+
+    def get(self, repo: str, key: str, refresh: bool) -> Git:
+        with self._lock:
+            entry = self._open.get(repo)
+            if entry is None:
+                entry = self._open[repo] = open_repo(repo, self.cfg.data_dir / "mirrors", key)
+            # also on first open: a mirror left by an earlier run (a restart, `ingest`) is stale
+            if refresh and entry[1]:
+                fetch(entry[0])
+            return entry[0]
+
+    def graph(self, git: Git) -> CommitGraph:
+        with self._lock:
+            graph = self._graphs.get(id(git))
+            if graph is None or graph.git is not git:
+                graph = self._graphs[id(git)] = CommitGraph(git)
+                names = {repo for repo, (g, _) in self._open.items() if g is git}
+                graph.prepare(s.paths for s in self.cfg.services if s.repo in names)  # one git pass for all
+            return graph
+
+    def close(self) -> None:
+        with self._lock:
+            for git, _ in self._open.values():
+                git.close()
+            self._open.clear()
+            self._graphs.clear()
+
+
+def service_key(repo: str) -> str:
+    """The mirror directory name of a service repository: readable tail plus a hash of the full URL."""
+
+    tail = repo.rstrip("/").rsplit("/", 1)[-1].replace(":", "_")[:40]
+    return f"svc-{tail}-{hashlib.sha256(repo.encode()).hexdigest()[:10]}"
+
+
+def hex_candidate(tag: str, tag_pattern: str) -> str | None:
+    """The (possibly abbreviated) commit SHA a tag carries, or ``None`` (a ref template, no SHA)."""
+    candidate = tag_commit_candidate(tag, tag_pattern)
+    return candidate if candidate is not None and _HEX.fullmatch(candidate) else None

@@ -118,7 +118,7 @@ def _compile(value: Any, flags: int = 0) -> re.Pattern[str]:
         raise ValueError(str(exc)) from exc
 
 
-_REGEX_SCHEMA = {"type": "string", "format": "regex"}
+_REGEX_SCHEMA = {"type": "string", "description": "a regular expression (Python syntax)"}
 Pattern = Annotated[re.Pattern[str], PlainValidator(_compile), KEEP_NULL, WithJsonSchema(_REGEX_SCHEMA)]
 MultilinePattern = Annotated[
     re.Pattern[str], PlainValidator(lambda v: _compile(v, re.MULTILINE)), WithJsonSchema(_REGEX_SCHEMA)

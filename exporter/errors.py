@@ -1,5 +1,6 @@
 """The exception hierarchy: one base class so callers can tell our failures from bugs."""
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 __all__ = ["ConfigError", "DoraError", "ErrorKind", "SourceError", "StoreError"]
@@ -10,10 +11,14 @@ class DoraError(Exception):
 
 
 class ConfigError(DoraError):
-    """The configuration is invalid; ``key`` names the offending dotted key."""
+    """The configuration is invalid; ``key`` names the (first) offending dotted key.
 
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}")
+    ``errors`` holds every (key, message) found, so one run reports all the mistakes of a file; the
+    message is one ``key: message`` line per error."""
+
+    def __init__(self, key: str, message: str, *, more: Sequence[tuple[str, str]] = ()) -> None:
+        self.errors = ((key, message), *more)
+        super().__init__("\n".join(f"{k}: {m}" for k, m in self.errors))
         self.key = key
         self.message = message
 

@@ -2,51 +2,10 @@
 
 from __future__ import annotations
 
-from exporter.config.loading import RESERVED_LABELS, load, parse, resolve_path
-from exporter.settings import (
-    CHANGE_STARTS,
-    DEFAULT_TAG_PATTERN,
-    GITHUB_REPO_PREFIX,
-    SECRET_ENV,
-    SECRET_FILE_ENV,
-    AppMapping,
-    ArgoCDConfig,
-    Config,
-    DeploymentRepo,
-    GitHubConfig,
-    GitHubDeployments,
-    GitHubIncidents,
-    GitOpsRepo,
-    IncidentService,
-    ManifestRule,
-    Names,
-    Secrets,
-    ServiceConfig,
-    Window,
-)
+from exporter.config.loading import load, parse, resolve_path
+from exporter.config.model import ConfigModel
+from exporter.config.redaction import redacted
+from exporter.config.schema import json_schema
+from exporter.settings import Config  # the type `load` returns, for the CLI
 
-__all__ = [
-    "CHANGE_STARTS",
-    "DEFAULT_TAG_PATTERN",
-    "GITHUB_REPO_PREFIX",
-    "RESERVED_LABELS",
-    "SECRET_ENV",
-    "SECRET_FILE_ENV",
-    "AppMapping",
-    "ArgoCDConfig",
-    "Config",
-    "DeploymentRepo",
-    "GitHubConfig",
-    "GitHubDeployments",
-    "GitHubIncidents",
-    "GitOpsRepo",
-    "IncidentService",
-    "ManifestRule",
-    "Names",
-    "Secrets",
-    "ServiceConfig",
-    "Window",
-    "load",
-    "parse",
-    "resolve_path",
-]
+__all__ = ["Config", "ConfigModel", "json_schema", "load", "parse", "redacted", "resolve_path"]

@@ -22,7 +22,7 @@ from exporter.errors import ErrorKind, SourceError
 from exporter.ingest.repos import Repos, hex_candidate, service_key
 from exporter.ingest.rollbacks import record_rollback
 from exporter.model import Deployment, DeploymentSource, ManifestValue, Skip, gitops_natural_key
-from exporter.settings import GITHUB_REPO_PREFIX, Config, GitOpsRepo, ServiceConfig, _redact_url
+from exporter.settings import GITHUB_REPO_PREFIX, Config, GitOpsRepo, ServiceConfig, redact_url
 from exporter.sources import gitops
 from exporter.sources.git.commitgraph import ChangeLister, CommitGraph
 from exporter.sources.git.repository import Git
@@ -231,7 +231,7 @@ class GitOpsIngester:
         git = self.repos.get(self.repo.repo, self.repo.key, refresh=True)
         head = git.resolve(f"refs/heads/{self.repo.branch}") or git.resolve(self.repo.branch)
         if head is None:
-            where = _redact_url(self.repo.repo)  # a clone URL may carry a token: never into logs or the landing page
+            where = redact_url(self.repo.repo)  # a clone URL may carry a token: never into logs or the landing page
             raise SourceError("gitops", ErrorKind.BRANCH_MISSING, f"branch {self.repo.branch} not found in {where}")
         for repo in dict.fromkeys(
             s.repo

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from exporter.config.loading import parse
+from exporter.config import parse, redacted
 from exporter.errors import ConfigError
 from tests.support.paths import PROJECT_ROOT
 
@@ -48,7 +48,7 @@ def test_all_optional_keys() -> None:
     assert a.enabled and a.namespaces == ()
     assert a.mapping.apps == {"legacy": ("api", "prod")}
     assert a.backoff == (0.0, 1.0)
-    assert cfg.redacted()["argocd"]["namespaces"] == []
+    assert redacted(cfg)["argocd"]["namespaces"] == []
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import yaml
 from exporter import config
 from exporter.core.dora import PRESETS, Bounds, Metric
 from exporter.errors import ConfigError
-from exporter.settings import DEFAULT_TAG_PATTERN, Names
+from exporter.settings import DEFAULT_TAG_PATTERN, Config, ManifestRule, Names
 
 FULL = r"""
 store:
@@ -71,7 +71,7 @@ services:
 """
 
 
-def parse(text: str, tmp_path: Path, environ: dict[str, str] | None = None) -> config.Config:
+def parse(text: str, tmp_path: Path, environ: dict[str, str] | None = None) -> Config:
     return config.parse(yaml.safe_load(text), environ or {}, tmp_path)
 
 
@@ -165,7 +165,7 @@ levels:
     assert cfg.thresholds[Metric.CHANGE_FAILURE_RATE] == PRESETS["dora-2023"][Metric.CHANGE_FAILURE_RATE]
 
 
-def rule_for(template: str, tmp_path: Path) -> config.ManifestRule:
+def rule_for(template: str, tmp_path: Path) -> ManifestRule:
     rule: dict[str, Any] = {"path": template, "yaml_key": "image.tag"}
     if "{service}" not in template:
         rule["service"] = "api"
@@ -490,9 +490,9 @@ def test_check_config_redacts_secrets(tmp_path: Path) -> None:
 
 def test_service_takes_the_longest_match_when_both_share_a_segment() -> None:
     """Service names carry hyphens far more often than environment names do."""
-    from exporter.config.loading import _path_regex
+    from exporter.config.convert import path_regex
 
-    m = _path_regex("apps/{service}-{environment}.yaml").match("apps/user-service-prod.yaml")
+    m = path_regex("apps/{service}-{environment}.yaml").match("apps/user-service-prod.yaml")
     assert m is not None
     assert (m.group("service"), m.group("environment")) == ("user-service", "prod")
 
@@ -540,8 +540,8 @@ def test_a_full_github_section() -> None:
     )
     assert g.incidents.repos == ("acme/ops",) and g.incidents.failure_window == 12 * 3600
     assert g.incidents.environment is None and [m.service for m in g.incidents.services] == ["shop", "shop"]
-    assert "ghp_secret" not in str(cfg.redacted())
-    assert cfg.redacted()["github"]["incidents"]["label"] == "sev"
+    assert "ghp_secret" not in str(config.redacted(cfg))
+    assert config.redacted(cfg)["github"]["incidents"]["label"] == "sev"
 
 
 def test_incidents_default_to_the_incident_label_and_a_24h_window() -> None:
@@ -620,9 +620,9 @@ def test_deployments_are_off_by_default_and_read_every_github_service_repo_when_
     repos = [(r.repo, r.service) for r in d.repos]
     assert repos == [("acme/cart", "cart"), ("acme/old", "legacy"), ("acme/shop", "shop")]
     assert (d.match_window, d.poll_interval, d.backfill, d.pending_max_age) == (1800, 300, 30 * 86400, 86400)
-    shown = cfg.redacted()["github"]["deployments"]
+    shown = config.redacted(cfg)["github"]["deployments"]
     assert shown["environments"] == {"production": "prod", "stage": "staging"} and shown["match_window"] == "1800s"
-    assert "ghp_secret" not in str(cfg.redacted())
+    assert "ghp_secret" not in str(config.redacted(cfg))
 
 
 def test_a_repo_listed_explicitly_wins_over_the_services_that_share_it() -> None:
@@ -681,5 +681,5 @@ def test_static_labels_are_the_union_of_the_services_with_blanks(tmp_path: Path)
     names, values = cfg.static_labels
     assert names == ("team", "tier")
     assert values == {"api": ("payments", "1"), "web": ("storefront", ""), "worker": ("", "")}
-    assert cfg.redacted()["services"][0]["labels"] == {"team": "payments", "tier": "1"}
+    assert config.redacted(cfg)["services"][0]["labels"] == {"team": "payments", "tier": "1"}
     assert parse("services:\n  - name: api\n", tmp_path).static_labels == ((), {"api": ()})

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from exporter.config.loading import parse
+from exporter.config import parse, redacted
 from exporter.daemon.runtime import Daemon
 from exporter.errors import SourceError
 from exporter.model import FailureReason
@@ -191,7 +191,7 @@ def test_the_token_never_reaches_the_logs(tmp_path: Path, fake: FakeGitHub, caps
     d.close()
     out = capsys.readouterr()
     assert TOKEN not in out.out + out.err
-    assert TOKEN not in str(d.cfg.redacted())
+    assert TOKEN not in str(redacted(d.cfg))
 
 
 def test_a_github_app_authenticates_with_an_installation_token(
@@ -235,7 +235,7 @@ def test_a_github_app_authenticates_with_an_installation_token(
     d.close()
     out = capsys.readouterr()
     assert "PRIVATE KEY" not in out.out + out.err and "ghs_installation1" not in out.out + out.err
-    assert "PRIVATE KEY" not in str(d.cfg.redacted())
+    assert "PRIVATE KEY" not in str(redacted(d.cfg))
 
 
 def test_the_authorization_header_is_not_logged_even_at_debug(

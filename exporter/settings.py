@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from exporter.core.dora import Thresholds
+from exporter.core.levels import Thresholds
 
 DEFAULT_TAG_PATTERN = r"(?P<sha>[0-9a-f]{7,40})"
 SECRET_ENV = {

@@ -13,7 +13,7 @@ from exporter.config.argocd_model import AppMappingSection, ArgoCDSection
 from exporter.config.checks import deployment_repos
 from exporter.config.github_model import GitHubSection
 from exporter.config.model import ConfigModel, GitOpsSection, LevelsSection, ServiceSection
-from exporter.core.dora import DEFAULT_PRESET, PRESETS, Bounds, Thresholds
+from exporter.core.levels import DEFAULT_PRESET, PRESETS, Bounds, Thresholds
 from exporter.settings import (
     AppMapping,
     ArgoCDConfig,

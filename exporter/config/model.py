@@ -41,8 +41,8 @@ from exporter.config.fields import (
     placeholder_errors,
 )
 from exporter.config.github_model import GitHubSection
-from exporter.core.dora import DEFAULT_PRESET, PRESETS, Metric
 from exporter.core.durations import parse_duration
+from exporter.core.levels import DEFAULT_PRESET, PRESETS, Metric
 from exporter.settings import CHANGE_STARTS, DEFAULT_TAG_PATTERN
 
 __all__ = [

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from exporter.core.dora import Level, Metric, Thresholds, WindowStats, window_stats
+from exporter.core.dora import WindowStats, window_stats
+from exporter.core.levels import Level, Metric, Thresholds
 from exporter.model import FailureReason, PairHistory, PairKey, PairTotals
 
 H = 3600.0

@@ -17,7 +17,7 @@ import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.core.dora import Metric as DoraMetric
+from exporter.core.levels import Metric as DoraMetric
 from exporter.core.snapshot import Histogram, PairSnapshot, Snapshot
 from exporter.serve.exposition import SnapshotHolder
 from exporter.serve.health import Health

@@ -9,8 +9,8 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 
-from exporter.core.dora import Level, Metric
 from exporter.core.durations import format_duration
+from exporter.core.levels import Level, Metric
 from exporter.core.snapshot import PairSnapshot, Snapshot
 from exporter.serve.health import SourceState
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from exporter import config
-from exporter.core.dora import PRESETS, Bounds, Metric
+from exporter.core.levels import PRESETS, Bounds, Metric
 from exporter.errors import ConfigError
 from exporter.settings import DEFAULT_TAG_PATTERN, Config, ManifestRule, Names
 

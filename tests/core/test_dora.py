@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from exporter.core.dora import PRESETS, Level, Metric, WindowStats, classify, window_stats
+from exporter.core.dora import WindowStats, window_stats
+from exporter.core.levels import PRESETS, Level, Metric, classify
 from exporter.model import (
     ChangeLead,
     Deployment,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from exporter.core import snapshot
-from exporter.core.dora import PRESETS
+from exporter.core.levels import PRESETS
 from exporter.ingest.github_cache import StoreCache
 from exporter.ingest.github_incidents import IncidentIngester
 from exporter.model import FailureReason, PairKey

@@ -17,7 +17,7 @@ from prometheus_client.samples import Sample
 
 from exporter import __version__
 from exporter.core import snapshot
-from exporter.core.dora import PRESETS
+from exporter.core.levels import PRESETS
 from exporter.model import (
     ChangeLead,
     Deployment,

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter.core import snapshot
-from exporter.core.dora import PRESETS
+from exporter.core.levels import PRESETS
 from exporter.errors import SourceError
 from exporter.ingest.github_changes import ChangeResolver, ResolveResult
 from exporter.ingest.repos import Repos

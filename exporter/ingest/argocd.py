@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
+from exporter import keys
 from exporter.core.correlate import image_version, within
 from exporter.errors import SourceError
+from exporter.ingest import unify
 from exporter.model import Deployment, DeploymentSource, FailureReason, Skip
 from exporter.settings import AppMapping, Config
 from exporter.sources.git.repository import Git
@@ -204,7 +206,7 @@ class ArgoIngester:
     def _history(self, tx: Tx, app: App, pair: tuple[str, str], entry: HistoryEntry, latest: bool) -> None:
         revision = entry.revision_for(self.cfg.argocd.source_repo)
         at = entry.time.timestamp()
-        same = tx.unclaimed_gitops_deployment(*pair, revision, self._repo_keys) if revision else None
+        same = unify.row_for_argocd_sync(tx, *pair, revision, self._repo_keys) if revision else None
         in_effect: str | None = None
         if same is None and revision:
             same, in_effect = self._gitops_at(tx, pair, revision)
@@ -215,12 +217,12 @@ class ArgoIngester:
         else:
             op = app.operation
             matching_op = op if op is not None and entry.started_at and op.started_at == entry.started_at else None
-            known = in_effect or (tx.gitops_version(*pair, revision, self._repo_keys) if revision else None)
+            known = in_effect or (unify.gitops_version(tx, *pair, revision, self._repo_keys) if revision else None)
             version = known or self._version(app, pair, entry if latest else None, matching_op)
             if known is None and not latest and matching_op is None:
                 version = revision or "unknown"
             dep_id, _ = tx.add_deployment(
-                natural_key=f"argocd:{app.uid}:{entry.id}",
+                natural_key=keys.argocd_deployment_key(app.uid, entry.id),
                 service=pair[0],
                 environment=pair[1],
                 version=version,
@@ -264,10 +266,10 @@ class ArgoIngester:
         """A final Failed/Error sync: the attempted deployment counts, and it failed."""
         started = op.started_at.timestamp()
         dep_id, _ = tx.add_deployment(
-            natural_key=f"argocd-op:{app.uid}:{started:.3f}",
+            natural_key=keys.argocd_failed_sync_deployment_key(app.uid, started),
             service=pair[0],
             environment=pair[1],
-            version=(tx.gitops_version(*pair, op.revision, self._repo_keys) if op.revision else None)
+            version=(unify.gitops_version(tx, *pair, op.revision, self._repo_keys) if op.revision else None)
             or self._version(app, pair, None, op),
             deployed_at=started,
             source=DeploymentSource.ARGOCD,
@@ -278,7 +280,7 @@ class ArgoIngester:
             baseline=tx.last_deployment(*pair) is None,
         )
         tx.add_failure(
-            natural_key=f"sync_failed:{app.uid}:{started:.3f}",
+            natural_key=keys.sync_failed_key(app.uid, started),
             service=pair[0],
             environment=pair[1],
             reason=FailureReason.SYNC_FAILED,
@@ -294,7 +296,7 @@ class ArgoIngester:
             log.info("argocd.degraded_unattributed", app=app.name)
             return False
         return tx.add_failure(
-            natural_key=f"degraded:{app.uid}:{now.timestamp():.3f}",
+            natural_key=keys.degraded_key(app.uid, now.timestamp()),
             service=pair[0],
             environment=pair[1],
             reason=FailureReason.DEGRADED,

@@ -8,7 +8,6 @@ killed at any point resumes from the last committed cursor and converges on the 
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import deque
@@ -20,8 +19,10 @@ import structlog
 
 from exporter.core.correlate import Transition, rollback_kind, tag_commit_candidate
 from exporter.errors import SourceError
-from exporter.model import Deployment, DeploymentSource, FailureReason, ManifestValue, Skip, gitops_natural_key
-from exporter.settings import GITHUB_REPO_PREFIX, Config, GitOpsRepo, ServiceConfig, _redact_url
+from exporter.ingest import unify
+from exporter.keys import gitops_natural_key, rollback_key
+from exporter.model import Deployment, DeploymentSource, FailureReason, ManifestValue, Skip
+from exporter.settings import GITHUB_REPO_PREFIX, Config, GitOpsRepo, _redact_url
 from exporter.sources import gitops
 from exporter.sources.git.commitgraph import ChangeLister, CommitGraph
 from exporter.sources.git.repository import Git, fetch, open_repo
@@ -38,7 +39,6 @@ log = structlog.get_logger(__name__)
 # commits rather than per few hundred. BATCH_SECONDS bounds how long the write lock is held.
 BATCH_FIRST = 100
 BATCH_MAX = 8000
-_HEX = re.compile(r"[0-9a-f]{7,40}")
 BATCH_SECONDS = 2.0
 
 Progress = Callable[[int, int], None]
@@ -472,8 +472,8 @@ class GitOpsIngester:
                     "gitops.unresolved_tag", service=value.service, environment=value.environment, tag=value.value
                 )
         argo = (
-            tx.unclaimed_external_deployment(
-                value.service, value.environment, value.commit, *external_match(self.cfg, svc, commit, value)
+            unify.row_for_gitops(
+                tx, value.service, value.environment, value.commit, *unify.external_match(self.cfg, svc, commit, value)
             )
             if latest.external_possible()
             else None
@@ -524,25 +524,6 @@ class GitOpsIngester:
         return True
 
 
-def external_match(
-    cfg: Config, svc: ServiceConfig | None, commit: str | None, value: ManifestValue
-) -> tuple[str | None, float, float]:
-    """(source commit, time, tolerance) under which a GitHub deployment is the same as the GitOps one
-    of ``value``: its resolved commit, else the SHA its tag carries (a ``github:`` service resolves
-    later). No commit, and no GitHub lookup, while the GitHub deployments source is off."""
-    window = cfg.github.deployments.match_window
-    if not cfg.github.deployments.enabled or svc is None:
-        return None, 0.0, 0.0
-    sha = commit or hex_candidate(value.value, svc.tag_pattern)
-    return sha, value.committed_at.timestamp(), window
-
-
-def hex_candidate(tag: str, tag_pattern: str) -> str | None:
-    """The (possibly abbreviated) commit SHA a tag carries, or ``None`` (a ref template, no SHA)."""
-    candidate = tag_commit_candidate(tag, tag_pattern)
-    return candidate if candidate is not None and _HEX.fullmatch(candidate) else None
-
-
 def _known(lister: ChangeLister, d: Deployment | None) -> bool:
     """Whether ``d``'s commit is still in its repository. A force-push (and a gc) can drop an
     earlier deployment's commit: it then bounds no change range and is nobody's ancestor, instead
@@ -556,7 +537,7 @@ def record_rollback(tx: Tx, cfg: Config, prev: Deployment, t: Transition, dep_id
     if kind is None:
         return False
     tx.add_failure(
-        natural_key=f"rollback:{prev.id}",
+        natural_key=rollback_key(prev.id),
         service=prev.service,
         environment=prev.environment,
         reason=FailureReason.ROLLBACK,

@@ -1,0 +1,143 @@
+"""One deployment seen by several sources is one row.
+
+GitOps (a manifest commit), Argo CD (a sync in an application's history) and GitHub (a
+deployment with a successful status) can each see the same real deployment, in any order. The
+first to see it records a row; each later one adopts that row instead of adding another. The rule,
+which the functions here apply to rows the store finds by plain access (by manifest commit, by pair
+and time range):
+
+- **GitOps** (``row_for_gitops``): a manifest commit M that sets a new value for a pair adopts a
+  row no GitOps commit explains yet that is either an Argo CD sync of exactly M that succeeded (it
+  has a history entry), or (only while the GitHub deployments source is on) a successful GitHub
+  deployment of the same source commit (GitOps's SHA, possibly abbreviated, is a prefix of it)
+  made within the match window of M's commit time. The earliest such row wins, the older row on a
+  tie. GitOps then gives it its version, manifest commit and source commit; its time stays.
+- **Argo CD** (``row_for_argocd_sync``): a history entry that synced manifest commit M adopts the
+  pair's row M explains (the GitOps row of M in a configured GitOps repository, or an external row
+  GitOps adopted with M) that no other Argo CD entry is yet; the oldest row wins. (When M itself set
+  nothing for the pair, ``ingest.argocd`` looks for the GitOps deployment in effect at M.) The sync
+  time replaces the commit time.
+- **GitHub** (``row_for_github``): a successful deployment of commit S at time T adopts the pair's
+  row a GitOps commit explains, within the match window of T, that no GitHub deployment is yet and
+  whose source commit is S, or, while its commit is unresolved, whose version tag carries a SHA
+  that S starts with. The closest in time wins, the older row on a tie. T replaces the time only
+  of a row GitOps alone had seen (an Argo CD sync time is when the rollout ran).
+- Anything else is a new row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from exporter.core.correlate import tag_commit_candidate
+from exporter.model import Deployment, DeploymentSource, ManifestValue
+from exporter.settings import Config, ServiceConfig
+from exporter.store import Tx
+
+__all__ = [
+    "external_match",
+    "gitops_version",
+    "hex_candidate",
+    "row_for_argocd_sync",
+    "row_for_github",
+    "row_for_gitops",
+]
+
+_HEX = re.compile(r"[0-9a-f]{7,40}")
+
+
+def hex_candidate(tag: str, tag_pattern: str) -> str | None:
+    """The (possibly abbreviated) commit SHA a tag carries, or ``None`` (a ref template, no SHA)."""
+    candidate = tag_commit_candidate(tag, tag_pattern)
+    return candidate if candidate is not None and _HEX.fullmatch(candidate) else None
+
+
+def external_match(
+    cfg: Config, svc: ServiceConfig | None, commit: str | None, value: ManifestValue
+) -> tuple[str | None, float, float]:
+    """(source commit, time, tolerance) under which a GitHub deployment is the same as the GitOps one
+    of ``value``: its resolved commit, else the SHA its tag carries (a ``github:`` service resolves
+    later). No commit, and no GitHub lookup, while the GitHub deployments source is off."""
+    window = cfg.github.deployments.match_window
+    if not cfg.github.deployments.enabled or svc is None:
+        return None, 0.0, 0.0
+    sha = commit or hex_candidate(value.value, svc.tag_pattern)
+    return sha, value.committed_at.timestamp(), window
+
+
+def row_for_gitops(
+    tx: Tx,
+    service: str,
+    environment: str,
+    manifest_commit: str,
+    sha: str | None = None,
+    at: float = 0.0,
+    tolerance: float = 0.0,
+) -> Deployment | None:
+    """The external row a GitOps manifest commit adopts: an Argo CD sync of exactly that commit,
+    or (given ``sha``, the full or abbreviated source commit it deployed) a successful GitHub
+    deployment of that commit within ``tolerance`` seconds of ``at``; the earliest, or ``None``.
+    ``sha`` is passed only while the GitHub deployments source is on (``external_match``)."""
+    found = [
+        c
+        for c in tx.unexplained_by_manifest_commit(service, environment, manifest_commit)
+        if c.deployment.source is DeploymentSource.ARGOCD and c.synced
+    ]
+    if sha is not None:
+        found += [
+            c
+            for c in tx.in_time_range(service, environment, at - tolerance, at + tolerance)
+            if c.deployment.source is DeploymentSource.GITHUB
+            and not c.explained
+            and c.github
+            and c.deployment.commit is not None
+            and c.deployment.commit.startswith(sha)
+        ]
+    if not found:
+        return None
+    return min(found, key=lambda c: (c.at, c.deployment.id)).deployment
+
+
+def row_for_argocd_sync(
+    tx: Tx, service: str, environment: str, manifest_commit: str, repo_keys: Sequence[str]
+) -> Deployment | None:
+    """The row an Argo CD history entry that synced ``manifest_commit`` adopts: the oldest row the
+    commit explains for the pair that no Argo CD entry is yet. ``repo_keys``: the configured GitOps
+    repositories', whose natural keys find the GitOps rows."""
+    for c in tx.by_manifest_commit(service, environment, manifest_commit, repo_keys):  # oldest first
+        if not c.synced:
+            return c.deployment
+    return None
+
+
+def gitops_version(
+    tx: Tx, service: str, environment: str, manifest_commit: str, repo_keys: Sequence[str]
+) -> str | None:
+    """The version a GitOps manifest commit set for a pair, if the GitOps source recorded it."""
+    rows = tx.by_manifest_commit(service, environment, manifest_commit, repo_keys)
+    return rows[0].deployment.version if rows else None
+
+
+def row_for_github(
+    tx: Tx, service: str, environment: str, *, sha: str, at: float, tolerance: float, tag_pattern: str | None
+) -> Deployment | None:
+    """The row a successful GitHub deployment of ``sha`` at ``at`` adopts, or ``None``.
+    ``tag_pattern``: the service's, to read a SHA from an unresolved row's version (``None``: the
+    service is not configured, so only a resolved commit matches)."""
+    candidates = sorted(
+        (
+            c
+            for c in tx.in_time_range(service, environment, at - tolerance, at + tolerance)
+            if c.explained and not c.github
+        ),
+        key=lambda c: (abs(c.at - at), c.deployment.id),
+    )
+    for c in candidates:
+        d = c.deployment
+        if d.commit == sha:
+            return d
+        candidate = hex_candidate(d.version, tag_pattern) if d.commit is None and tag_pattern is not None else None
+        if candidate is not None and sha.startswith(candidate):
+            return d
+    return None

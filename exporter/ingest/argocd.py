@@ -241,23 +241,19 @@ class ArgoIngester:
         )  # fmt: skip
 
     def _gitops_at(self, tx: Tx, pair: tuple[str, str], revision: str) -> tuple[Deployment | None, str | None]:
-        """The GitOps deployment in effect at manifest commit ``revision`` (the pair's newest one whose
-        commit is an ancestor of it): returned to unify with when no Argo CD entry claimed it yet, and
-        its version either way. Argo CD records the commit it synced, often a later one that touched
-        other services; (None, None) when git cannot tell (no GitOps repo, commit not fetched yet)."""
-        if self.repos is None or not self.cfg.gitops:
+        """``unify.gitops_in_effect`` on the configured GitOps repositories' clones; (None, None)
+        when there are none, or when git fails (logged)."""
+        cache = self.repos
+        if cache is None or not self.cfg.gitops:
             return None, None
         repos = {g.key: g for g in self.cfg.gitops}
+
+        def git_of(repo_key: str) -> Git | None:
+            repo = repos.get(repo_key)
+            return None if repo is None else cache.get(repo.repo, repo.key, refresh=False)
+
         try:
-            for dep, repo_key, claimed in tx.gitops_deployments_of_pair(*pair):
-                repo = repos.get(repo_key)
-                if repo is None or dep.manifest_commit is None:
-                    continue
-                git = self.repos.get(repo.repo, repo.key, refresh=False)
-                if git.resolve(revision) is None:
-                    return None, None
-                if git.is_ancestor(dep.manifest_commit, revision):
-                    return (None if claimed else dep), dep.version
+            return unify.gitops_in_effect(tx, *pair, revision, git_of)
         except SourceError as exc:
             log.warning("argocd.unify_skipped", revision=revision, error=str(exc))
         return None, None

@@ -14,9 +14,10 @@ and time range):
   tie. GitOps then gives it its version, manifest commit and source commit; its time stays.
 - **Argo CD** (``row_for_argocd_sync``): a history entry that synced manifest commit M adopts the
   pair's row M explains (the GitOps row of M in a configured GitOps repository, or an external row
-  GitOps adopted with M) that no other Argo CD entry is yet; the oldest row wins. (When M itself set
-  nothing for the pair, ``ingest.argocd`` looks for the GitOps deployment in effect at M.) The sync
-  time replaces the commit time.
+  GitOps adopted with M) that no other Argo CD entry is yet; the oldest row wins. Failing that
+  (Argo CD often syncs a later commit that touched other services), ``gitops_in_effect``: the
+  pair's newest GitOps row whose manifest commit is an ancestor of M, unless an Argo CD entry
+  already is it (its version is still the entry's). The sync time replaces the commit time.
 - **GitHub** (``row_for_github``): a successful deployment of commit S at time T adopts the pair's
   row a GitOps commit explains, within the match window of T, that no GitHub deployment is yet and
   whose source commit is S, or, while its commit is unresolved, whose version tag carries a SHA
@@ -28,7 +29,8 @@ and time range):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from exporter.core.correlate import tag_commit_candidate
 from exporter.model import Deployment, DeploymentSource, ManifestValue
@@ -36,7 +38,9 @@ from exporter.settings import Config, ServiceConfig
 from exporter.store import Tx
 
 __all__ = [
+    "Ancestry",
     "external_match",
+    "gitops_in_effect",
     "gitops_version",
     "hex_candidate",
     "row_for_argocd_sync",
@@ -109,6 +113,35 @@ def row_for_argocd_sync(
         if not c.synced:
             return c.deployment
     return None
+
+
+class Ancestry(Protocol):
+    """What ``gitops_in_effect`` asks of a GitOps repository's clone."""
+
+    def resolve(self, rev: str) -> str | None: ...
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...
+
+
+def gitops_in_effect(
+    tx: Tx, service: str, environment: str, manifest_commit: str, git_of: Callable[[str], Ancestry | None]
+) -> tuple[Deployment | None, str | None]:
+    """The GitOps deployment in effect at ``manifest_commit`` (the pair's newest one whose commit is
+    an ancestor of it, among its 50 newest): returned to adopt when no Argo CD entry is it yet, and
+    its version either way. (None, None) when git cannot tell (the commit not fetched yet).
+    ``git_of``: the clone of a configured GitOps repository by its key, ``None`` for any other; it
+    is asked only for rows that need it, and its errors propagate."""
+    for dep, repo_key, claimed in tx.gitops_deployments_of_pair(service, environment):
+        if dep.manifest_commit is None:
+            continue
+        git = git_of(repo_key)
+        if git is None:
+            continue
+        if git.resolve(manifest_commit) is None:
+            return None, None
+        if git.is_ancestor(dep.manifest_commit, manifest_commit):
+            return (None if claimed else dep), dep.version
+    return None, None
 
 
 def gitops_version(

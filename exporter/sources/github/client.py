@@ -34,6 +34,7 @@ from github import Auth, Github, GithubException, GithubRetry, RateLimitExceeded
 from github.GithubException import BadCredentialsException, RateLimitExceededExceedsMaxWait
 
 from exporter.errors import SourceError
+from exporter.keys import github_commit_cache_key, github_pulls_cache_key
 from exporter.model import Change, PullRequest
 
 log = structlog.get_logger(__name__)
@@ -371,7 +372,7 @@ class GitHubRepo:
 
     def _commit_files(self, sha: str) -> list[str] | None:
         """A commit's changed paths, fetched once ever (all pages when it has 300 or more)."""
-        key = f"commit:{self.name}:{sha}"
+        key = github_commit_cache_key(self.name, sha)
         hit = self.client.cache.get(key)
         if hit is not None:
             return list(json.loads(hit[1])["files"])
@@ -439,7 +440,7 @@ class GitHubRepo:
 
     def pull_request_of(self, sha: str) -> PullRequest | None:
         """The merged pull request that brought ``sha`` in, with its first commit's author time."""
-        key = f"pulls-of:{self.name}:{sha}"
+        key = github_pulls_cache_key(self.name, sha)
         hit = self.client.cache.get(key)
         if hit is not None:
             stored = json.loads(hit[1])

@@ -14,7 +14,14 @@ from exporter.store.base import Queries
 from exporter.store.connection import Row
 from exporter.store.deployments import DEPLOYMENT_COLS, deployment_of
 
-__all__ = ["BY_MANIFEST_COMMIT", "Candidate", "CandidateReads", "by_manifest_commit_args"]
+__all__ = [
+    "BY_MANIFEST_COMMIT",
+    "IN_TIME_RANGE",
+    "UNEXPLAINED_BY_MANIFEST_COMMIT",
+    "Candidate",
+    "CandidateReads",
+    "by_manifest_commit_args",
+]
 
 # what the store knows of each candidate beside the row: explained by a GitOps commit (it has a
 # manifest repository), an Argo CD history entry is it, a GitHub deployment is it
@@ -32,6 +39,15 @@ BY_MANIFEST_COMMIT = (
     "d.id IN (SELECT id FROM deployments WHERE natural_key IN (SELECT value FROM json_each(:keys)) "
     "UNION ALL SELECT id FROM deployments WHERE source != 'gitops' AND manifest_repo IN "
     "(SELECT value FROM json_each(:repos)) AND manifest_commit = :m AND +service = :s AND +environment = :e)"
+)
+
+UNEXPLAINED_BY_MANIFEST_COMMIT = (
+    f"SELECT {_CANDIDATE_COLS} FROM deployments d WHERE source != 'gitops' "  # noqa: S608
+    "AND manifest_repo IS NULL AND manifest_commit = ? AND +service = ? AND +environment = ?"
+)
+IN_TIME_RANGE = (
+    f"SELECT {_CANDIDATE_COLS} FROM deployments d WHERE service = ? AND environment = ? "  # noqa: S608
+    "AND deployed_at BETWEEN ? AND ?"
 )
 
 
@@ -77,20 +93,12 @@ class CandidateReads(Queries):
         commit explains yet. On the external-rows index (its own ``source != 'gitops'`` term); the
         unary ``+`` keeps the planner off the pair index, which walks every deployment of the pair
         (this runs once per GitOps deployment)."""
-        rows = self.conn.execute(
-            f"SELECT {_CANDIDATE_COLS} FROM deployments d WHERE source != 'gitops' "  # noqa: S608
-            "AND manifest_repo IS NULL AND manifest_commit = ? AND +service = ? AND +environment = ?",
-            (manifest_commit, service, environment),
-        )
+        rows = self.conn.execute(UNEXPLAINED_BY_MANIFEST_COMMIT, (manifest_commit, service, environment))
         return [_candidate(r) for r in rows]
 
     def in_time_range(self, service: str, environment: str, lo: float, hi: float) -> list[Candidate]:
         """The pair's rows deployed between ``lo`` and ``hi`` (inclusive), a range of the pair index."""
-        rows = self.conn.execute(
-            f"SELECT {_CANDIDATE_COLS} FROM deployments d WHERE service = ? AND environment = ? "  # noqa: S608
-            "AND deployed_at BETWEEN ? AND ?",
-            (service, environment, lo, hi),
-        )
+        rows = self.conn.execute(IN_TIME_RANGE, (service, environment, lo, hi))
         return [_candidate(r) for r in rows]
 
     def has_unexplained_external(self) -> bool:

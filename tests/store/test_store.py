@@ -25,7 +25,12 @@ from exporter.ingest import unify
 from exporter.keys import gitops_natural_key
 from exporter.model import DeploymentSource
 from exporter.store import GitHubDeploymentRow, Store
-from exporter.store.candidates import BY_MANIFEST_COMMIT, by_manifest_commit_args
+from exporter.store.candidates import (
+    BY_MANIFEST_COMMIT,
+    IN_TIME_RANGE,
+    UNEXPLAINED_BY_MANIFEST_COMMIT,
+    by_manifest_commit_args,
+)
 from exporter.store.history import window_leads_sql
 from exporter.store.migrations import MIGRATIONS
 from tests.support.gitrepo import HOUR, MINUTE, T0, Exporter, GitRepo, manifest, values_yaml
@@ -224,6 +229,29 @@ def _check_manifest_lookups(store: Store, ids: dict[str, int]) -> None:
     assert "sqlite_autoindex_deployments_1 (natural_key=?)" in plan
     assert "deployments_external_manifest (manifest_repo=? AND manifest_commit=?)" in plan
     assert "deployments_pair" not in plan  # never a walk of the pair's deployments
+
+
+def test_unification_candidates_are_read_on_the_external_and_pair_indexes(tmp_path: Path) -> None:
+    """A GitOps deployment looks for the external rows of its manifest commit on the external-rows
+    index (never a walk of the pair's deployments) and for rows near its time on a range of the
+    pair index; what claims each candidate is one probe of an index."""
+    store = Store(tmp_path / "dora.db")
+    try:
+        plans = {
+            name: " | ".join(r[3] for r in store.conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+            for name, sql, args in (
+                ("manifest", UNEXPLAINED_BY_MANIFEST_COMMIT, ("m1", "s", "prod")),
+                ("range", IN_TIME_RANGE, ("s", "prod", 0.0, 1.0)),
+            )
+        }
+    finally:
+        store.close()
+    assert "deployments_external_manifest (manifest_repo=? AND manifest_commit=?)" in plans["manifest"]
+    assert "deployments_pair" not in plans["manifest"]
+    assert "deployments_pair (service=? AND environment=? AND deployed_at>? AND deployed_at<?)" in plans["range"]
+    for plan in plans.values():
+        assert "COVERING INDEX argocd_history_deployment (deployment_id=?)" in plan
+        assert "COVERING INDEX github_deployments_deployment (deployment_id=?)" in plan
 
 
 def test_manifest_commits_find_gitops_rows_by_natural_key_and_external_rows_by_index(tmp_path: Path) -> None:

@@ -206,7 +206,7 @@ class ArgoIngester:
     def _history(self, tx: Tx, app: App, pair: tuple[str, str], entry: HistoryEntry, latest: bool) -> None:
         revision = entry.revision_for(self.cfg.argocd.source_repo)
         at = entry.time.timestamp()
-        same = unify.row_for_argocd_sync(tx, *pair, revision, self._repo_keys) if revision else None
+        same = unify.row_for_argocd_sync(tx, pair, revision, repo_keys=self._repo_keys) if revision else None
         in_effect: str | None = None
         if same is None and revision:
             same, in_effect = self._gitops_at(tx, pair, revision)
@@ -217,7 +217,9 @@ class ArgoIngester:
         else:
             op = app.operation
             matching_op = op if op is not None and entry.started_at and op.started_at == entry.started_at else None
-            known = in_effect or (unify.gitops_version(tx, *pair, revision, self._repo_keys) if revision else None)
+            known = in_effect or (
+                unify.gitops_version(tx, pair, revision, repo_keys=self._repo_keys) if revision else None
+            )
             version = known or self._version(app, pair, entry if latest else None, matching_op)
             if known is None and not latest and matching_op is None:
                 version = revision or "unknown"
@@ -253,7 +255,7 @@ class ArgoIngester:
             return None if repo is None else cache.get(repo.repo, repo.key, refresh=False)
 
         try:
-            return unify.gitops_in_effect(tx, *pair, revision, git_of)
+            return unify.gitops_in_effect(tx, pair, revision, git_of=git_of)
         except SourceError as exc:
             log.warning("argocd.unify_skipped", revision=revision, error=str(exc))
         return None, None
@@ -265,7 +267,7 @@ class ArgoIngester:
             natural_key=keys.argocd_failed_sync_deployment_key(app.uid, started),
             service=pair[0],
             environment=pair[1],
-            version=(unify.gitops_version(tx, *pair, op.revision, self._repo_keys) if op.revision else None)
+            version=(unify.gitops_version(tx, pair, op.revision, repo_keys=self._repo_keys) if op.revision else None)
             or self._version(app, pair, None, op),
             deployed_at=started,
             source=DeploymentSource.ARGOCD,

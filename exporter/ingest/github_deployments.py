@@ -287,7 +287,7 @@ class DeploymentIngester:
         svc = self.cfg.service(pair[0])
         return unify.row_for_github(
             tx,
-            *pair,
+            pair,
             sha=sha,
             at=at,
             tolerance=self.settings.match_window,

@@ -472,9 +472,7 @@ class GitOpsIngester:
                     "gitops.unresolved_tag", service=value.service, environment=value.environment, tag=value.value
                 )
         argo = (
-            unify.row_for_gitops(
-                tx, value.service, value.environment, value.commit, *unify.external_match(self.cfg, svc, commit, value)
-            )
+            unify.row_for_gitops(tx, value, unify.external_match(self.cfg, svc, commit, value))
             if latest.external_possible()
             else None
         )

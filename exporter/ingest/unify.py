@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from exporter.core.correlate import tag_commit_candidate
 from exporter.model import Deployment, DeploymentSource, ManifestValue
@@ -38,7 +38,9 @@ from exporter.settings import Config, ServiceConfig
 from exporter.store import Tx
 
 __all__ = [
+    "NO_COMMIT_MATCH",
     "Ancestry",
+    "CommitMatch",
     "external_match",
     "gitops_in_effect",
     "gitops_version",
@@ -57,41 +59,44 @@ def hex_candidate(tag: str, tag_pattern: str) -> str | None:
     return candidate if candidate is not None and _HEX.fullmatch(candidate) else None
 
 
-def external_match(
-    cfg: Config, svc: ServiceConfig | None, commit: str | None, value: ManifestValue
-) -> tuple[str | None, float, float]:
-    """(source commit, time, tolerance) under which a GitHub deployment is the same as the GitOps one
-    of ``value``: its resolved commit, else the SHA its tag carries (a ``github:`` service resolves
-    later). No commit, and no GitHub lookup, while the GitHub deployments source is off."""
+class CommitMatch(NamedTuple):
+    """The source commit (full or abbreviated), time and tolerance under which a GitHub deployment
+    is the same as a GitOps one; no commit, no GitHub match."""
+
+    sha: str | None
+    at: float
+    tolerance: float
+
+
+NO_COMMIT_MATCH = CommitMatch(None, 0.0, 0.0)
+
+
+def external_match(cfg: Config, svc: ServiceConfig | None, commit: str | None, value: ManifestValue) -> CommitMatch:
+    """How a GitHub deployment matches the GitOps one of ``value``: by its resolved commit, else the
+    SHA its tag carries (a ``github:`` service resolves later), around its commit time. No commit,
+    and no GitHub lookup, while the GitHub deployments source is off."""
     window = cfg.github.deployments.match_window
     if not cfg.github.deployments.enabled or svc is None:
-        return None, 0.0, 0.0
+        return NO_COMMIT_MATCH
     sha = commit or hex_candidate(value.value, svc.tag_pattern)
-    return sha, value.committed_at.timestamp(), window
+    return CommitMatch(sha, value.committed_at.timestamp(), window)
 
 
-def row_for_gitops(
-    tx: Tx,
-    service: str,
-    environment: str,
-    manifest_commit: str,
-    sha: str | None = None,
-    at: float = 0.0,
-    tolerance: float = 0.0,
-) -> Deployment | None:
-    """The external row a GitOps manifest commit adopts: an Argo CD sync of exactly that commit,
-    or (given ``sha``, the full or abbreviated source commit it deployed) a successful GitHub
-    deployment of that commit within ``tolerance`` seconds of ``at``; the earliest, or ``None``.
-    ``sha`` is passed only while the GitHub deployments source is on (``external_match``)."""
+def row_for_gitops(tx: Tx, value: ManifestValue, match: CommitMatch = NO_COMMIT_MATCH) -> Deployment | None:
+    """The external row the GitOps deployment of ``value`` adopts: an Argo CD sync of exactly its
+    manifest commit, or (given ``match.sha``) a successful GitHub deployment of that source commit
+    within ``match.tolerance`` seconds of ``match.at``; the earliest, or ``None``."""
+    service, environment, sha = value.service, value.environment, match.sha
     found = [
         c
-        for c in tx.unexplained_by_manifest_commit(service, environment, manifest_commit)
+        for c in tx.unexplained_by_manifest_commit(service, environment, value.commit)
         if c.deployment.source is DeploymentSource.ARGOCD and c.synced
     ]
     if sha is not None:
+        lo, hi = match.at - match.tolerance, match.at + match.tolerance
         found += [
             c
-            for c in tx.in_time_range(service, environment, at - tolerance, at + tolerance)
+            for c in tx.in_time_range(service, environment, lo, hi)
             if c.deployment.source is DeploymentSource.GITHUB
             and not c.explained
             and c.github
@@ -104,12 +109,12 @@ def row_for_gitops(
 
 
 def row_for_argocd_sync(
-    tx: Tx, service: str, environment: str, manifest_commit: str, repo_keys: Sequence[str]
+    tx: Tx, pair: tuple[str, str], manifest_commit: str, *, repo_keys: Sequence[str]
 ) -> Deployment | None:
     """The row an Argo CD history entry that synced ``manifest_commit`` adopts: the oldest row the
     commit explains for the pair that no Argo CD entry is yet. ``repo_keys``: the configured GitOps
     repositories', whose natural keys find the GitOps rows."""
-    for c in tx.by_manifest_commit(service, environment, manifest_commit, repo_keys):  # oldest first
+    for c in tx.by_manifest_commit(*pair, manifest_commit, repo_keys):  # oldest first
         if not c.synced:
             return c.deployment
     return None
@@ -124,14 +129,14 @@ class Ancestry(Protocol):
 
 
 def gitops_in_effect(
-    tx: Tx, service: str, environment: str, manifest_commit: str, git_of: Callable[[str], Ancestry | None]
+    tx: Tx, pair: tuple[str, str], manifest_commit: str, *, git_of: Callable[[str], Ancestry | None]
 ) -> tuple[Deployment | None, str | None]:
     """The GitOps deployment in effect at ``manifest_commit`` (the pair's newest one whose commit is
     an ancestor of it, among its 50 newest): returned to adopt when no Argo CD entry is it yet, and
     its version either way. (None, None) when git cannot tell (the commit not fetched yet).
     ``git_of``: the clone of a configured GitOps repository by its key, ``None`` for any other; it
     is asked only for rows that need it, and its errors propagate."""
-    for dep, repo_key, claimed in tx.gitops_deployments_of_pair(service, environment):
+    for dep, repo_key, claimed in tx.gitops_deployments_of_pair(*pair):
         if dep.manifest_commit is None:
             continue
         git = git_of(repo_key)
@@ -144,26 +149,20 @@ def gitops_in_effect(
     return None, None
 
 
-def gitops_version(
-    tx: Tx, service: str, environment: str, manifest_commit: str, repo_keys: Sequence[str]
-) -> str | None:
+def gitops_version(tx: Tx, pair: tuple[str, str], manifest_commit: str, *, repo_keys: Sequence[str]) -> str | None:
     """The version a GitOps manifest commit set for a pair, if the GitOps source recorded it."""
-    rows = tx.by_manifest_commit(service, environment, manifest_commit, repo_keys)
+    rows = tx.by_manifest_commit(*pair, manifest_commit, repo_keys)
     return rows[0].deployment.version if rows else None
 
 
 def row_for_github(
-    tx: Tx, service: str, environment: str, *, sha: str, at: float, tolerance: float, tag_pattern: str | None
+    tx: Tx, pair: tuple[str, str], *, sha: str, at: float, tolerance: float, tag_pattern: str | None
 ) -> Deployment | None:
     """The row a successful GitHub deployment of ``sha`` at ``at`` adopts, or ``None``.
     ``tag_pattern``: the service's, to read a SHA from an unresolved row's version (``None``: the
     service is not configured, so only a resolved commit matches)."""
     candidates = sorted(
-        (
-            c
-            for c in tx.in_time_range(service, environment, at - tolerance, at + tolerance)
-            if c.explained and not c.github
-        ),
+        (c for c in tx.in_time_range(*pair, at - tolerance, at + tolerance) if c.explained and not c.github),
         key=lambda c: (abs(c.at - at), c.deployment.id),
     )
     for c in candidates:

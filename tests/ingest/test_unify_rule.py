@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from exporter.ingest import unify
+from exporter.ingest.unify import CommitMatch
 from exporter.keys import gitops_natural_key
-from exporter.model import DeploymentSource
+from exporter.model import DeploymentSource, ManifestValue, utc
 from exporter.store import GitHubDeploymentRow, Store, Tx
 
 PAIR = ("shop-api", "prod")
@@ -45,6 +46,11 @@ def _row(
     return dep_id
 
 
+def _value(manifest_commit: str, service: str = PAIR[0]) -> ManifestValue:
+    """A GitOps value set by ``manifest_commit`` (only the pair and commit matter to the rule)."""
+    return ManifestValue(service, PAIR[1], "v1", "values.yaml", manifest_commit, utc(0), "")
+
+
 def _synced(tx: Tx, dep_id: int, history_id: int, at: float) -> None:
     tx.add_argocd_history("uid-1", history_id, "shop-api-prod", PAIR, "m1", at, at, dep_id)
 
@@ -61,12 +67,12 @@ def test_gitops_adopts_the_earliest_synced_argocd_row_of_its_manifest_commit(sto
         _row(tx, "argocd:d", at=100.0, source=DeploymentSource.ARGOCD, manifest_commit="m2")
         _synced(tx, later, 2, 300.0)
         _synced(tx, earlier, 3, 200.0)
-        found = unify.row_for_gitops(tx, *PAIR, "m1")
+        found = unify.row_for_gitops(tx, _value("m1"))
         assert found is not None and found.id == earlier and unsynced != earlier
-        assert unify.row_for_gitops(tx, *PAIR, "m2") is None  # never synced: a failed attempt
-        assert unify.row_for_gitops(tx, "other", "prod", "m1") is None
+        assert unify.row_for_gitops(tx, _value("m2")) is None  # never synced: a failed attempt
+        assert unify.row_for_gitops(tx, _value("m1", service="other")) is None
         tx.adopt_deployment(earlier, "v2", "gitops-repo", None, "", "m1")  # explained now
-        found = unify.row_for_gitops(tx, *PAIR, "m1")
+        found = unify.row_for_gitops(tx, _value("m1"))
         assert found is not None and found.id == later
 
 
@@ -74,14 +80,16 @@ def test_gitops_adopts_a_github_row_of_its_commit_within_the_window_bounds_inclu
     with store.transaction() as tx:
         gh = _row(tx, "github-deployment:o/r:1", at=1000.0, source=DeploymentSource.GITHUB, commit=SHA)
         _github(tx, gh, 1, 1000.0)
-        assert unify.row_for_gitops(tx, *PAIR, "m1") is None  # no SHA: the GitHub source is off
-        found = unify.row_for_gitops(tx, *PAIR, "m1", SHA[:7], 1600.0, 600.0)  # an abbreviated SHA, at the bound
+        assert unify.row_for_gitops(tx, _value("m1")) is None  # no SHA: the GitHub source is off
+        found = unify.row_for_gitops(
+            tx, _value("m1"), CommitMatch(SHA[:7], 1600.0, 600.0)
+        )  # an abbreviated SHA, at the bound
         assert found is not None and found.id == gh
-        assert unify.row_for_gitops(tx, *PAIR, "m1", SHA, 1600.5, 600.0) is None  # just outside
-        assert unify.row_for_gitops(tx, *PAIR, "m1", "fedcba9", 1000.0, 600.0) is None  # another commit
+        assert unify.row_for_gitops(tx, _value("m1"), CommitMatch(SHA, 1600.5, 600.0)) is None  # just outside
+        assert unify.row_for_gitops(tx, _value("m1"), CommitMatch("fedcba9", 1000.0, 600.0)) is None  # another commit
         unclaimed = _row(tx, "github-deployment:o/r:2", at=990.0, source=DeploymentSource.GITHUB, commit=SHA)
         assert unclaimed != gh  # no GitHub deployment row claims it: not a success
-        found = unify.row_for_gitops(tx, *PAIR, "m1", SHA, 1000.0, 600.0)
+        found = unify.row_for_gitops(tx, _value("m1"), CommitMatch(SHA, 1000.0, 600.0))
         assert found is not None and found.id == gh
 
 
@@ -91,7 +99,7 @@ def test_the_earliest_of_an_argocd_and_a_github_row_wins(store: Store) -> None:
         _synced(tx, argo, 1, 1010.0)
         gh = _row(tx, "github-deployment:o/r:1", at=1005.0, source=DeploymentSource.GITHUB, commit=SHA)
         _github(tx, gh, 1, 1005.0)
-        found = unify.row_for_gitops(tx, *PAIR, "m1", SHA, 1000.0, 60.0)
+        found = unify.row_for_gitops(tx, _value("m1"), CommitMatch(SHA, 1000.0, 60.0))
         assert found is not None and found.id == gh
 
 
@@ -105,13 +113,13 @@ def test_an_argocd_sync_adopts_the_oldest_row_of_its_commit_no_entry_is_yet(stor
             tx, gitops_natural_key("r2", "m1", *PAIR), at=100.0, source=DeploymentSource.GITOPS,
             manifest_repo="r2", manifest_commit="m1", version="v-second",
         )  # fmt: skip
-        found = unify.row_for_argocd_sync(tx, *PAIR, "m1", ["r1", "r2"])
+        found = unify.row_for_argocd_sync(tx, PAIR, "m1", repo_keys=["r1", "r2"])
         assert found is not None and found.id == first
         _synced(tx, first, 1, 150.0)
-        found = unify.row_for_argocd_sync(tx, *PAIR, "m1", ["r1", "r2"])
+        found = unify.row_for_argocd_sync(tx, PAIR, "m1", repo_keys=["r1", "r2"])
         assert found is not None and found.id == second
-        assert unify.gitops_version(tx, *PAIR, "m1", ["r1", "r2"]) == "v-first"  # claimed or not
-        assert unify.row_for_argocd_sync(tx, *PAIR, "m1", ["r3"]) is None
+        assert unify.gitops_version(tx, PAIR, "m1", repo_keys=["r1", "r2"]) == "v-first"  # claimed or not
+        assert unify.row_for_argocd_sync(tx, PAIR, "m1", repo_keys=["r3"]) is None
 
 
 def test_github_adopts_the_closest_explained_row_of_its_commit(store: Store) -> None:
@@ -120,15 +128,15 @@ def test_github_adopts_the_closest_explained_row_of_its_commit(store: Store) -> 
         near = _row(tx, "g:near", at=1050.0, source=DeploymentSource.GITOPS, manifest_repo="r1", commit=SHA)
         tie = _row(tx, "g:tie", at=950.0, source=DeploymentSource.GITOPS, manifest_repo="r1", commit=SHA)
         _row(tx, "a:nearest", at=1001.0, source=DeploymentSource.ARGOCD, commit=SHA)  # not explained by GitOps
-        found = unify.row_for_github(tx, *PAIR, sha=SHA, at=1000.0, tolerance=100.0, tag_pattern=None)
+        found = unify.row_for_github(tx, PAIR, sha=SHA, at=1000.0, tolerance=100.0, tag_pattern=None)
         assert found is not None and found.id == near  # 50 s away as ``tie`` is, and the older row
         _github(tx, near, 1, 1050.0)  # claimed now: the next closest
-        found = unify.row_for_github(tx, *PAIR, sha=SHA, at=1000.0, tolerance=100.0, tag_pattern=None)
+        found = unify.row_for_github(tx, PAIR, sha=SHA, at=1000.0, tolerance=100.0, tag_pattern=None)
         assert found is not None and found.id == tie
         _github(tx, tie, 2, 950.0)
-        found = unify.row_for_github(tx, *PAIR, sha=SHA, at=1000.0, tolerance=100.0, tag_pattern=None)
+        found = unify.row_for_github(tx, PAIR, sha=SHA, at=1000.0, tolerance=100.0, tag_pattern=None)
         assert found is not None and found.id == far  # 100 s away: the window's bound is in it
-        assert unify.row_for_github(tx, *PAIR, sha="fedcba9876", at=1000.0, tolerance=100.0, tag_pattern=None) is None
+        assert unify.row_for_github(tx, PAIR, sha="fedcba9876", at=1000.0, tolerance=100.0, tag_pattern=None) is None
 
 
 def test_github_matches_an_unresolved_row_by_the_sha_its_tag_carries(store: Store) -> None:
@@ -136,8 +144,6 @@ def test_github_matches_an_unresolved_row_by_the_sha_its_tag_carries(store: Stor
         row = _row(
             tx, "g:tag", at=1000.0, source=DeploymentSource.GITOPS, manifest_repo="r1", version=f"sha-{SHA[:10]}"
         )
-        assert unify.row_for_github(tx, *PAIR, sha=SHA, at=1000.0, tolerance=10.0, tag_pattern=None) is None
-        found = unify.row_for_github(
-            tx, *PAIR, sha=SHA, at=1000.0, tolerance=10.0, tag_pattern=r"sha-(?P<sha>[0-9a-f]{7,40})"
-        )
+        assert unify.row_for_github(tx, PAIR, sha=SHA, at=1000.0, tolerance=10.0, tag_pattern=None) is None
+        found = unify.row_for_github(tx, PAIR, sha=SHA, at=1000.0, tolerance=10.0, tag_pattern=TAG_PATTERN)
         assert found is not None and found.id == row

@@ -209,15 +209,15 @@ def _manifest_rows(store: Store) -> dict[str, int]:
 
 def _check_manifest_lookups(store: Store, ids: dict[str, int]) -> None:
     with store.transaction() as tx:
-        found = unify.row_for_argocd_sync(tx, "s", "prod", "m1", ["r1"])
+        found = unify.row_for_argocd_sync(tx, ("s", "prod"), "m1", repo_keys=["r1"])
         assert found is not None and found.id == ids["gitops"]
-        assert unify.row_for_argocd_sync(tx, "s", "prod", "m1", ["another-repo"]) is None
-        assert unify.row_for_argocd_sync(tx, "s", "staging", "m1", ["r1"]) is None
-        explained = unify.row_for_argocd_sync(tx, "s", "prod", "m3", ["r1"])
+        assert unify.row_for_argocd_sync(tx, ("s", "prod"), "m1", repo_keys=["another-repo"]) is None
+        assert unify.row_for_argocd_sync(tx, ("s", "staging"), "m1", repo_keys=["r1"]) is None
+        explained = unify.row_for_argocd_sync(tx, ("s", "prod"), "m3", repo_keys=["r1"])
         assert explained is not None and explained.id == ids["github"]
-        assert unify.row_for_argocd_sync(tx, "s", "prod", "m2", ["r1"]) is None  # not explained by GitOps
-        assert unify.gitops_version(tx, "s", "prod", "m1", ["r1"]) == "v-gitops"
-        assert unify.gitops_version(tx, "s", "prod", "m2", ["r1"]) is None
+        assert unify.row_for_argocd_sync(tx, ("s", "prod"), "m2", repo_keys=["r1"]) is None  # not explained by GitOps
+        assert unify.gitops_version(tx, ("s", "prod"), "m1", repo_keys=["r1"]) == "v-gitops"
+        assert unify.gitops_version(tx, ("s", "prod"), "m2", repo_keys=["r1"]) is None
         assert tx.has_unexplained_external()
     plan = " | ".join(
         r[3]

@@ -96,12 +96,8 @@ def row_for_gitops(tx: Tx, value: ManifestValue, match: CommitMatch = NO_COMMIT_
         lo, hi = match.at - match.tolerance, match.at + match.tolerance
         found += [
             c
-            for c in tx.in_time_range(service, environment, lo, hi)
-            if c.deployment.source is DeploymentSource.GITHUB
-            and not c.explained
-            and c.github
-            and c.deployment.commit is not None
-            and c.deployment.commit.startswith(sha)
+            for c in tx.in_time_range(service, environment, lo, hi, DeploymentSource.GITHUB)
+            if not c.explained and c.github and c.deployment.commit is not None and c.deployment.commit.startswith(sha)
         ]
     if not found:
         return None

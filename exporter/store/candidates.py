@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from exporter.keys import gitops_natural_key
-from exporter.model import Deployment
+from exporter.model import Deployment, DeploymentSource
 from exporter.store.base import Queries
 from exporter.store.connection import Row
 from exporter.store.deployments import DEPLOYMENT_COLS, deployment_of
@@ -17,6 +17,7 @@ from exporter.store.deployments import DEPLOYMENT_COLS, deployment_of
 __all__ = [
     "BY_MANIFEST_COMMIT",
     "IN_TIME_RANGE",
+    "IN_TIME_RANGE_OF_SOURCE",
     "UNEXPLAINED_BY_MANIFEST_COMMIT",
     "Candidate",
     "CandidateReads",
@@ -49,6 +50,7 @@ IN_TIME_RANGE = (
     f"SELECT {_CANDIDATE_COLS} FROM deployments d WHERE service = ? AND environment = ? "  # noqa: S608
     "AND deployed_at BETWEEN ? AND ?"
 )
+IN_TIME_RANGE_OF_SOURCE = IN_TIME_RANGE + " AND source = ?"
 
 
 def by_manifest_commit_args(
@@ -96,9 +98,16 @@ class CandidateReads(Queries):
         rows = self.conn.execute(UNEXPLAINED_BY_MANIFEST_COMMIT, (manifest_commit, service, environment))
         return [_candidate(r) for r in rows]
 
-    def in_time_range(self, service: str, environment: str, lo: float, hi: float) -> list[Candidate]:
-        """The pair's rows deployed between ``lo`` and ``hi`` (inclusive), a range of the pair index."""
-        rows = self.conn.execute(IN_TIME_RANGE, (service, environment, lo, hi))
+    def in_time_range(
+        self, service: str, environment: str, lo: float, hi: float, source: DeploymentSource | None = None
+    ) -> list[Candidate]:
+        """The pair's rows deployed between ``lo`` and ``hi`` (inclusive), a range of the pair index;
+        only those ``source`` recorded first, if given (checked before a row is built, which matters
+        on a busy pair: a GitOps deployment looks for the one GitHub row among a window of its own)."""
+        if source is None:
+            rows = self.conn.execute(IN_TIME_RANGE, (service, environment, lo, hi))
+        else:
+            rows = self.conn.execute(IN_TIME_RANGE_OF_SOURCE, (service, environment, lo, hi, source.value))
         return [_candidate(r) for r in rows]
 
     def has_unexplained_external(self) -> bool:

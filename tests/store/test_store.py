@@ -28,6 +28,7 @@ from exporter.store import GitHubDeploymentRow, Store
 from exporter.store.candidates import (
     BY_MANIFEST_COMMIT,
     IN_TIME_RANGE,
+    IN_TIME_RANGE_OF_SOURCE,
     UNEXPLAINED_BY_MANIFEST_COMMIT,
     by_manifest_commit_args,
 )
@@ -242,13 +243,15 @@ def test_unification_candidates_are_read_on_the_external_and_pair_indexes(tmp_pa
             for name, sql, args in (
                 ("manifest", UNEXPLAINED_BY_MANIFEST_COMMIT, ("m1", "s", "prod")),
                 ("range", IN_TIME_RANGE, ("s", "prod", 0.0, 1.0)),
+                ("range of a source", IN_TIME_RANGE_OF_SOURCE, ("s", "prod", 0.0, 1.0, "github")),
             )
         }
     finally:
         store.close()
     assert "deployments_external_manifest (manifest_repo=? AND manifest_commit=?)" in plans["manifest"]
     assert "deployments_pair" not in plans["manifest"]
-    assert "deployments_pair (service=? AND environment=? AND deployed_at>? AND deployed_at<?)" in plans["range"]
+    for name in ("range", "range of a source"):
+        assert "deployments_pair (service=? AND environment=? AND deployed_at>? AND deployed_at<?)" in plans[name]
     for plan in plans.values():
         assert "COVERING INDEX argocd_history_deployment (deployment_id=?)" in plan
         assert "COVERING INDEX github_deployments_deployment (deployment_id=?)" in plan

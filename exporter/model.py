@@ -34,12 +34,6 @@ class DeploymentSource(enum.StrEnum):
     GITHUB = "github"
 
 
-def gitops_natural_key(repo_key: str, manifest_commit: str, service: str, environment: str) -> str:
-    """The natural key of the deployment a GitOps manifest commit made for a pair: how the store
-    finds it again (an ingest re-run, an Argo CD sync of that commit)."""
-    return f"gitops:{repo_key}:{manifest_commit}:{service}:{environment}"
-
-
 class ManifestValue(NamedTuple):
     """The deployed value one GitOps commit sets for one (service, environment). A named tuple:
     a long history's values are pickled by the reader process, and a named tuple unpickles in

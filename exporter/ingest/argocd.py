@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
+from exporter import keys
 from exporter.core.correlate import image_version, within
 from exporter.errors import SourceError
+from exporter.ingest import unify
 from exporter.ingest.restores import restore_open
 from exporter.model import Deployment, DeploymentSource, FailureReason, Skip
 from exporter.settings import AppMapping, Config
@@ -205,7 +207,7 @@ class ArgoIngester:
     def _history(self, tx: Tx, app: App, pair: tuple[str, str], entry: HistoryEntry, latest: bool) -> None:
         revision = entry.revision_for(self.cfg.argocd.source_repo)
         at = entry.time.timestamp()
-        same = tx.unclaimed_gitops_deployment(*pair, revision, self._repo_keys) if revision else None
+        same = unify.row_for_argocd_sync(tx, pair, revision, repo_keys=self._repo_keys) if revision else None
         in_effect: str | None = None
         if same is None and revision:
             same, in_effect = self._gitops_at(tx, pair, revision)
@@ -216,12 +218,14 @@ class ArgoIngester:
         else:
             op = app.operation
             matching_op = op if op is not None and entry.started_at and op.started_at == entry.started_at else None
-            known = in_effect or (tx.gitops_version(*pair, revision, self._repo_keys) if revision else None)
+            known = in_effect or (
+                unify.gitops_version(tx, pair, revision, repo_keys=self._repo_keys) if revision else None
+            )
             version = known or self._version(app, pair, entry if latest else None, matching_op)
             if known is None and not latest and matching_op is None:
                 version = revision or "unknown"
             dep_id, _ = tx.add_deployment(
-                natural_key=f"argocd:{app.uid}:{entry.id}",
+                natural_key=keys.argocd_deployment_key(app.uid, entry.id),
                 service=pair[0],
                 environment=pair[1],
                 version=version,
@@ -240,23 +244,19 @@ class ArgoIngester:
         )  # fmt: skip
 
     def _gitops_at(self, tx: Tx, pair: tuple[str, str], revision: str) -> tuple[Deployment | None, str | None]:
-        """The GitOps deployment in effect at manifest commit ``revision`` (the pair's newest one whose
-        commit is an ancestor of it): returned to unify with when no Argo CD entry claimed it yet, and
-        its version either way. Argo CD records the commit it synced, often a later one that touched
-        other services; (None, None) when git cannot tell (no GitOps repo, commit not fetched yet)."""
-        if self.repos is None or not self.cfg.gitops:
+        """``unify.gitops_in_effect`` on the configured GitOps repositories' clones; (None, None)
+        when there are none, or when git fails (logged)."""
+        cache = self.repos
+        if cache is None or not self.cfg.gitops:
             return None, None
         repos = {g.key: g for g in self.cfg.gitops}
+
+        def git_of(repo_key: str) -> Git | None:
+            repo = repos.get(repo_key)
+            return None if repo is None else cache.get(repo.repo, repo.key, refresh=False)
+
         try:
-            for dep, repo_key, claimed in tx.gitops_deployments_of_pair(*pair):
-                repo = repos.get(repo_key)
-                if repo is None or dep.manifest_commit is None:
-                    continue
-                git = self.repos.get(repo.repo, repo.key, refresh=False)
-                if git.resolve(revision) is None:
-                    return None, None
-                if git.is_ancestor(dep.manifest_commit, revision):
-                    return (None if claimed else dep), dep.version
+            return unify.gitops_in_effect(tx, pair, revision, git_of=git_of)
         except SourceError as exc:
             log.warning("argocd.unify_skipped", revision=revision, error=str(exc))
         return None, None
@@ -265,10 +265,10 @@ class ArgoIngester:
         """A final Failed/Error sync: the attempted deployment counts, and it failed."""
         started = op.started_at.timestamp()
         dep_id, _ = tx.add_deployment(
-            natural_key=f"argocd-op:{app.uid}:{started:.3f}",
+            natural_key=keys.argocd_failed_sync_deployment_key(app.uid, started),
             service=pair[0],
             environment=pair[1],
-            version=(tx.gitops_version(*pair, op.revision, self._repo_keys) if op.revision else None)
+            version=(unify.gitops_version(tx, pair, op.revision, repo_keys=self._repo_keys) if op.revision else None)
             or self._version(app, pair, None, op),
             deployed_at=started,
             source=DeploymentSource.ARGOCD,
@@ -279,7 +279,7 @@ class ArgoIngester:
             baseline=tx.last_deployment(*pair) is None,
         )
         tx.add_failure(
-            natural_key=f"sync_failed:{app.uid}:{started:.3f}",
+            natural_key=keys.sync_failed_key(app.uid, started),
             service=pair[0],
             environment=pair[1],
             reason=FailureReason.SYNC_FAILED,
@@ -295,7 +295,7 @@ class ArgoIngester:
             log.info("argocd.degraded_unattributed", app=app.name)
             return False
         return tx.add_failure(
-            natural_key=f"degraded:{app.uid}:{now.timestamp():.3f}",
+            natural_key=keys.degraded_key(app.uid, now.timestamp()),
             service=pair[0],
             environment=pair[1],
             reason=FailureReason.DEGRADED,

@@ -12,7 +12,7 @@ again on every pass until it is final or ``pending_max_age`` old.
   (or Argo CD) deployment of the same pair and commit lies within ``match_window``, it is the
   same deployment: the existing row is claimed, and GitHub's time replaces a GitOps commit time
   (an Argo CD sync time stays). Otherwise a new row is written, and GitOps adopts it later
-  (``ingesting.external_match``).
+  (``ingest.unify``).
 - A ``failure``/``error`` status before any success is a failed attempt: a deployment of its own,
   failed with reason ``deployment_failed`` from that status's time, restored by the pair's next
   deployment from any source that is not itself a failed attempt (as a failed Argo CD sync is).
@@ -31,9 +31,11 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from exporter import keys
 from exporter.core.correlate import Transition
 from exporter.errors import ErrorKind, SourceError
-from exporter.ingest.repos import Repos, hex_candidate
+from exporter.ingest import unify
+from exporter.ingest.repos import Repos
 from exporter.ingest.restores import restore_open
 from exporter.ingest.rollbacks import record_rollback
 from exporter.model import Deployment, DeploymentSource, FailureReason, Skip, utc
@@ -163,7 +165,7 @@ class DeploymentIngester:
             d = GitHubDeployment(row.repo, row.id, row.sha, "", row.environment, utc(row.created_at))
             if row.created_at < oldest:
                 with self.store.transaction() as tx:
-                    key = f"github-deployment:{row.repo}:{row.id}"
+                    key = keys.github_deployment_key(row.repo, row.id)
                     if tx.record_skip(Skip(SOURCE, "deployment_unfinished", key, f"last state {row.state}")):
                         result.unmatched += 1
                     tx.upsert_github_deployment(dataclasses.replace(row, terminal=True))
@@ -176,7 +178,7 @@ class DeploymentIngester:
 
     def _unknown_environment(self, tx: Tx, d: GitHubDeployment, result: DeploymentsResult) -> None:
         """Counted and logged once per repository and environment name, never per deployment."""
-        key = f"{d.repo}:{d.environment}"
+        key = keys.github_environment_key(d.repo, d.environment)
         if tx.record_skip(Skip(SOURCE, "unknown_environment", key, f"GitHub environment {d.environment!r}")):
             result.unmatched += 1
             log.warning("github.deployment_environment_unknown", repo=d.repo, environment=d.environment)
@@ -220,7 +222,7 @@ class DeploymentIngester:
         is never the base of a later deployment's changes."""
         at = status.created_at.timestamp()
         dep_id, _ = tx.add_deployment(
-            natural_key=f"github-deployment-failed:{d.repo}:{d.id}",
+            natural_key=keys.github_deployment_failed_key(d.repo, d.id),
             service=pair[0],
             environment=pair[1],
             version=d.sha,
@@ -233,7 +235,7 @@ class DeploymentIngester:
             baseline=tx.last_deployment(*pair) is None,
         )
         tx.add_failure(
-            natural_key=f"deployment_failed:{d.repo}:{d.id}",
+            natural_key=keys.github_deployment_failure_key(d.repo, d.id),
             service=pair[0],
             environment=pair[1],
             reason=FailureReason.DEPLOYMENT_FAILED,
@@ -261,7 +263,7 @@ class DeploymentIngester:
             result.matched += 1
             log.info("github.deployment_unified", repo=d.repo, id=d.id, deployment=same.id)
             return same.id
-        key = f"github-deployment:{d.repo}:{d.id}"
+        key = keys.github_deployment_key(d.repo, d.id)
         dep_id, inserted = tx.add_deployment(
             natural_key=key,
             service=pair[0],
@@ -284,13 +286,14 @@ class DeploymentIngester:
     def _same(self, tx: Tx, pair: tuple[str, str], sha: str, at: float) -> Deployment | None:
         """The deployment another source already recorded of this commit within the match window."""
         svc = self.cfg.service(pair[0])
-        for c in tx.unclaimed_by_github(*pair, at, self.settings.match_window):
-            if c.commit == sha:
-                return c
-            candidate = hex_candidate(c.version, svc.tag_pattern) if c.commit is None and svc else None
-            if candidate is not None and sha.startswith(candidate):
-                return c
-        return None
+        return unify.row_for_github(
+            tx,
+            pair,
+            sha=sha,
+            at=at,
+            tolerance=self.settings.match_window,
+            tag_pattern=svc.tag_pattern if svc else None,
+        )
 
     def _changes(self, tx: Tx, target: DeploymentRepo, dep_id: int, key: str) -> None:
         """Changes and rollback of a new row: queued for the GitHub change job (``github:`` repos), or

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from exporter import keys
 from exporter.errors import ErrorKind, SourceError
 from exporter.model import Skip
 from exporter.settings import Config, IncidentService
@@ -106,7 +107,7 @@ class IncidentIngester:
         return result
 
     def _apply(self, tx: Tx, issue: Issue, result: IncidentResult) -> None:
-        key = f"incident:{issue.repo}#{issue.number}"
+        key = keys.incident_key(issue.repo, issue.number)
         service = service_of(issue, self.incidents.services)
         if service is None:
             if tx.record_skip(Skip("github", "incident_unmapped", key, issue.title[:200])):

@@ -19,10 +19,12 @@ import structlog
 
 from exporter.core.correlate import Transition, tag_commit_candidate
 from exporter.errors import ErrorKind, SourceError
-from exporter.ingest.repos import Repos, hex_candidate, service_key
+from exporter.ingest import unify
+from exporter.ingest.repos import Repos, service_key
 from exporter.ingest.rollbacks import record_rollback
-from exporter.model import Deployment, DeploymentSource, ManifestValue, Skip, gitops_natural_key
-from exporter.settings import GITHUB_REPO_PREFIX, Config, GitOpsRepo, ServiceConfig, redact_url
+from exporter.keys import gitops_natural_key
+from exporter.model import Deployment, DeploymentSource, ManifestValue, Skip
+from exporter.settings import GITHUB_REPO_PREFIX, Config, GitOpsRepo, redact_url
 from exporter.sources import gitops
 from exporter.sources.git.commitgraph import ChangeLister, CommitGraph
 from exporter.sources.git.repository import Git
@@ -404,9 +406,7 @@ class GitOpsIngester:
                     "gitops.unresolved_tag", service=value.service, environment=value.environment, tag=value.value
                 )
         argo = (
-            tx.unclaimed_external_deployment(
-                value.service, value.environment, value.commit, *external_match(self.cfg, svc, commit, value)
-            )
+            unify.row_for_gitops(tx, value, unify.external_match(self.cfg, svc, commit, value))
             if latest.external_possible()
             else None
         )
@@ -454,19 +454,6 @@ class GitOpsIngester:
             return True
         links.add(_Link(recorded, source_git, svc.paths if svc is not None else (), base, prev))
         return True
-
-
-def external_match(
-    cfg: Config, svc: ServiceConfig | None, commit: str | None, value: ManifestValue
-) -> tuple[str | None, float, float]:
-    """(source commit, time, tolerance) under which a GitHub deployment is the same as the GitOps one
-    of ``value``: its resolved commit, else the SHA its tag carries (a ``github:`` service resolves
-    later). No commit, and no GitHub lookup, while the GitHub deployments source is off."""
-    window = cfg.github.deployments.match_window
-    if not cfg.github.deployments.enabled or svc is None:
-        return None, 0.0, 0.0
-    sha = commit or hex_candidate(value.value, svc.tag_pattern)
-    return sha, value.committed_at.timestamp(), window
 
 
 def _known(lister: ChangeLister, d: Deployment | None) -> bool:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 from typing import TYPE_CHECKING
 
-from exporter.core.correlate import tag_commit_candidate
 from exporter.errors import ErrorKind, SourceError
 from exporter.settings import GITHUB_REPO_PREFIX, Config
 from exporter.sources.git.commitgraph import ChangeLister, CommitGraph
@@ -16,9 +14,7 @@ from exporter.sources.git.repository import Git, fetch, open_repo
 if TYPE_CHECKING:
     from exporter.sources.github.client import Client
 
-__all__ = ["Repos", "hex_candidate", "service_key"]
-
-_HEX = re.compile(r"[0-9a-f]{7,40}")
+__all__ = ["Repos", "service_key"]
 
 
 class Repos:
@@ -85,9 +81,3 @@ def service_key(repo: str) -> str:
 
     tail = repo.rstrip("/").rsplit("/", 1)[-1].replace(":", "_")[:40]
     return f"svc-{tail}-{hashlib.sha256(repo.encode()).hexdigest()[:10]}"
-
-
-def hex_candidate(tag: str, tag_pattern: str) -> str | None:
-    """The (possibly abbreviated) commit SHA a tag carries, or ``None`` (a ref template, no SHA)."""
-    candidate = tag_commit_candidate(tag, tag_pattern)
-    return candidate if candidate is not None and _HEX.fullmatch(candidate) else None

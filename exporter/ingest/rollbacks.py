@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from exporter.core.correlate import Transition, rollback_kind
+from exporter.keys import rollback_key
 from exporter.model import Deployment, FailureReason
 from exporter.settings import Config
 from exporter.store import Tx
@@ -16,7 +17,7 @@ def record_rollback(tx: Tx, cfg: Config, prev: Deployment, t: Transition, dep_id
     if kind is None:
         return False
     tx.add_failure(
-        natural_key=f"rollback:{prev.id}",
+        natural_key=rollback_key(prev.id),
         service=prev.service,
         environment=prev.environment,
         reason=FailureReason.ROLLBACK,

@@ -1,5 +1,5 @@
 """The embedded store: the only package that touches SQL."""
 
-from exporter.store.db import ArgoApp, GitHubDeploymentRow, Store, Tx
+from exporter.store.db import ArgoApp, GitHubDeploymentRow, LazyHistories, Store, Tx
 
-__all__ = ["ArgoApp", "GitHubDeploymentRow", "Store", "Tx"]
+__all__ = ["ArgoApp", "GitHubDeploymentRow", "LazyHistories", "Store", "Tx"]

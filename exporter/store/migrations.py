@@ -6,12 +6,14 @@ or an interrupted ingest converges on the same rows.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
 from exporter.store import changes
+from exporter.store.connection import Connection
 
-Migration = str | Callable[[sqlite3.Connection], None]
+__all__ = ["CHANGES_TABLE", "MIGRATIONS", "Migration"]
+
+Migration = str | Callable[[Connection], None]
 
 CHANGES_TABLE = """
     CREATE TABLE changes (
@@ -34,7 +36,7 @@ CHANGES_TABLE = """
 _COPY_CHUNK = 20_000
 
 
-def _changes_in_arrival_order(conn: sqlite3.Connection) -> None:
+def _changes_in_arrival_order(conn: Connection) -> None:
     """Migration 6: the changes table becomes a rowid table in arrival order, unique on a narrow
     integer key (``store.changes``) instead of a primary key on (service, environment, sha).
 

@@ -71,11 +71,11 @@ def test_incremental_totals_follow_new_and_late_changes(setup: tuple[Daemon, dat
     """Store.totals keeps its lead histograms between calls; new deployments with changes, and a
     change attributed to an old deployment (which forces a recount), give the recounted answer."""
     from exporter.model import Change, DeploymentSource, utc
-    from exporter.store.db import _Reads
+    from exporter.store.history import HistoryReads
 
     daemon, end = setup
     store, bounds = daemon.store, snapshot.LEAD_TIME_BUCKETS
-    assert store.totals("commit_time", bounds) == _Reads.totals(store, "commit_time", bounds)
+    assert store.totals("commit_time", bounds) == HistoryReads.totals(store, "commit_time", bounds)
     t = end.timestamp()
     with store.transaction() as tx:
         dep, _ = tx.add_deployment(
@@ -84,12 +84,12 @@ def test_incremental_totals_follow_new_and_late_changes(setup: tuple[Daemon, dat
             commit=None, message="", baseline=False,
         )  # fmt: skip
         tx.add_changes(dep, "user-service", "prod", [Change("f" * 40, utc(t - 7200), utc(t - 3600.5), "x")])
-    assert store.totals("commit_time", bounds) == _Reads.totals(store, "commit_time", bounds)
+    assert store.totals("commit_time", bounds) == HistoryReads.totals(store, "commit_time", bounds)
     oldest = store.deployments("order-service", "dev")[1].id
     with store.transaction() as tx:
         tx.add_changes(oldest, "order-service", "dev", [Change("e" * 40, utc(t - 9e5), utc(t - 9e5), "y")])
-    assert store.totals("commit_time", bounds) == _Reads.totals(store, "commit_time", bounds)
-    assert store.totals("author_time", bounds) == _Reads.totals(store, "author_time", bounds)
+    assert store.totals("commit_time", bounds) == HistoryReads.totals(store, "commit_time", bounds)
+    assert store.totals("author_time", bounds) == HistoryReads.totals(store, "author_time", bounds)
 
 
 def test_a_one_shot_ingest_computes_the_snapshot_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

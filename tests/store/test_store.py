@@ -21,9 +21,18 @@ import yaml
 from exporter.demo import generate
 from exporter.errors import StoreError
 from exporter.ingest import gitops as ingesting
-from exporter.model import DeploymentSource, gitops_natural_key
+from exporter.ingest import unify
+from exporter.keys import gitops_natural_key
+from exporter.model import DeploymentSource
 from exporter.store import GitHubDeploymentRow, Store
-from exporter.store.db import _BY_MANIFEST_COMMIT, _by_manifest_commit, window_leads_sql
+from exporter.store.candidates import (
+    BY_MANIFEST_COMMIT,
+    IN_TIME_RANGE,
+    IN_TIME_RANGE_OF_SOURCE,
+    UNEXPLAINED_BY_MANIFEST_COMMIT,
+    by_manifest_commit_args,
+)
+from exporter.store.history import window_leads_sql
 from exporter.store.migrations import MIGRATIONS
 from tests.support.gitrepo import HOUR, MINUTE, T0, Exporter, GitRepo, manifest, values_yaml
 from tests.support.paths import PROJECT_ROOT
@@ -201,26 +210,51 @@ def _manifest_rows(store: Store) -> dict[str, int]:
 
 def _check_manifest_lookups(store: Store, ids: dict[str, int]) -> None:
     with store.transaction() as tx:
-        found = tx.unclaimed_gitops_deployment("s", "prod", "m1", ["r1"])
+        found = unify.row_for_argocd_sync(tx, ("s", "prod"), "m1", repo_keys=["r1"])
         assert found is not None and found.id == ids["gitops"]
-        assert tx.unclaimed_gitops_deployment("s", "prod", "m1", ["another-repo"]) is None
-        assert tx.unclaimed_gitops_deployment("s", "staging", "m1", ["r1"]) is None
-        explained = tx.unclaimed_gitops_deployment("s", "prod", "m3", ["r1"])
+        assert unify.row_for_argocd_sync(tx, ("s", "prod"), "m1", repo_keys=["another-repo"]) is None
+        assert unify.row_for_argocd_sync(tx, ("s", "staging"), "m1", repo_keys=["r1"]) is None
+        explained = unify.row_for_argocd_sync(tx, ("s", "prod"), "m3", repo_keys=["r1"])
         assert explained is not None and explained.id == ids["github"]
-        assert tx.unclaimed_gitops_deployment("s", "prod", "m2", ["r1"]) is None  # not explained by GitOps
-        assert tx.gitops_version("s", "prod", "m1", ["r1"]) == "v-gitops"
-        assert tx.gitops_version("s", "prod", "m2", ["r1"]) is None
+        assert unify.row_for_argocd_sync(tx, ("s", "prod"), "m2", repo_keys=["r1"]) is None  # not explained by GitOps
+        assert unify.gitops_version(tx, ("s", "prod"), "m1", repo_keys=["r1"]) == "v-gitops"
+        assert unify.gitops_version(tx, ("s", "prod"), "m2", repo_keys=["r1"]) is None
         assert tx.has_unexplained_external()
     plan = " | ".join(
         r[3]
         for r in store.conn.execute(
-            f"EXPLAIN QUERY PLAN SELECT id FROM deployments d WHERE {_BY_MANIFEST_COMMIT}",
-            _by_manifest_commit("s", "prod", "m1", ["r1"]),
+            f"EXPLAIN QUERY PLAN SELECT id FROM deployments d WHERE {BY_MANIFEST_COMMIT}",
+            by_manifest_commit_args("s", "prod", "m1", ["r1"]),
         )
     )
     assert "sqlite_autoindex_deployments_1 (natural_key=?)" in plan
     assert "deployments_external_manifest (manifest_repo=? AND manifest_commit=?)" in plan
     assert "deployments_pair" not in plan  # never a walk of the pair's deployments
+
+
+def test_unification_candidates_are_read_on_the_external_and_pair_indexes(tmp_path: Path) -> None:
+    """A GitOps deployment looks for the external rows of its manifest commit on the external-rows
+    index (never a walk of the pair's deployments) and for rows near its time on a range of the
+    pair index; what claims each candidate is one probe of an index."""
+    store = Store(tmp_path / "dora.db")
+    try:
+        plans = {
+            name: " | ".join(r[3] for r in store.conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+            for name, sql, args in (
+                ("manifest", UNEXPLAINED_BY_MANIFEST_COMMIT, ("m1", "s", "prod")),
+                ("range", IN_TIME_RANGE, ("s", "prod", 0.0, 1.0)),
+                ("range of a source", IN_TIME_RANGE_OF_SOURCE, ("s", "prod", 0.0, 1.0, "github")),
+            )
+        }
+    finally:
+        store.close()
+    assert "deployments_external_manifest (manifest_repo=? AND manifest_commit=?)" in plans["manifest"]
+    assert "deployments_pair" not in plans["manifest"]
+    for name in ("range", "range of a source"):
+        assert "deployments_pair (service=? AND environment=? AND deployed_at>? AND deployed_at<?)" in plans[name]
+    for plan in plans.values():
+        assert "COVERING INDEX argocd_history_deployment (deployment_id=?)" in plan
+        assert "COVERING INDEX github_deployments_deployment (deployment_id=?)" in plan
 
 
 def test_manifest_commits_find_gitops_rows_by_natural_key_and_external_rows_by_index(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from exporter.errors import ErrorKind, SourceError
+from exporter.keys import github_commit_cache_key, github_pulls_cache_key
 from exporter.model import Change, PullRequest
 from exporter.sources.github.client import SHA40, SOURCE, Client, parse_time
 
@@ -82,7 +83,7 @@ class GitHubRepo:
 
     def _commit_files(self, sha: str) -> list[str] | None:
         """A commit's changed paths, fetched once ever (all pages when it has 300 or more)."""
-        key = f"commit:{self.name}:{sha}"
+        key = github_commit_cache_key(self.name, sha)
         hit = self.client.cache.get(key)
         if hit is not None:
             return list(json.loads(hit[1])["files"])
@@ -150,7 +151,7 @@ class GitHubRepo:
 
     def pull_request_of(self, sha: str) -> PullRequest | None:
         """The merged pull request that brought ``sha`` in, with its first commit's author time."""
-        key = f"pulls-of:{self.name}:{sha}"
+        key = github_pulls_cache_key(self.name, sha)
         hit = self.client.cache.get(key)
         if hit is not None:
             stored = json.loads(hit[1])

@@ -107,6 +107,7 @@ class Snapshot:
 
 def build(
     histories: Mapping[PairKey, PairHistory],
+    *,
     known_pairs: Iterable[PairKey],
     now: datetime,
     windows: Sequence[tuple[str, float]],
@@ -129,53 +130,80 @@ def build(
     """
     live = live or {}
     keys = sorted(set(histories) | set(known_pairs) | set(totals or ()), key=lambda k: (k.service, k.environment))
-    pairs = []
-    for key in keys:
-        h = histories.get(key) or PairHistory(key)
-        if totals is None:
-            lead_time = Histogram.of(LEAD_TIME_BUCKETS, (c.lead_seconds for c in h.leads))
-            t = PairTotals(len(h.deployments), max((d.deployed_at for d in h.deployments), default=None))
-        else:
-            t = totals.get(key) or PairTotals()
-            lead_time = Histogram(
-                tuple(float(b) for b in LEAD_TIME_BUCKETS),
-                t.lead_le or (0,) * len(LEAD_TIME_BUCKETS),
-                t.lead_seconds_sum,
-                t.changes,
-            )
-        stats = {label: window_stats(h, now - timedelta(seconds=secs), now) for label, secs in windows}
-        by_reason = dict.fromkeys(FailureReason, 0)
-        failed_ids: dict[FailureReason, set[int]] = {r: set() for r in FailureReason}
-        for f in h.failures:
-            if f.deployment_id is None:
-                by_reason[f.reason] += 1  # an unattributed incident still counts as a failure
-            elif f.deployment_id not in failed_ids[f.reason]:
-                failed_ids[f.reason].add(f.deployment_id)
-                by_reason[f.reason] += 1
-        state = live.get(key, LiveState())
-        restores = [(f.restored_at - f.started_at).total_seconds() for f in h.failures if f.restored_at is not None]
-        pairs.append(
-            PairSnapshot(
-                key=key,
-                deployments_total=t.deployments,
-                changes_total=lead_time.count,
-                failures_by_reason=by_reason,
-                lead_time=lead_time,
-                time_to_restore=Histogram.of(RESTORE_BUCKETS, restores),
-                windows=stats,
-                levels={label: s.levels(thresholds) for label, s in stats.items()},
-                last_deployment_ts=t.last_deployed_at.timestamp() if t.last_deployed_at is not None else None,
-                failure_open=any(f.restored_at is None for f in h.failures),
-                sync_failing=state.sync_failing,
-                degraded=state.degraded,
-                lead_time_phases=(
-                    {ph: Histogram.of(LEAD_TIME_BUCKETS, phases.get(key, {}).get(ph, ())) for ph in PHASES}
-                    if phases is not None
-                    else {}
-                ),
-            )
+    pairs = tuple(
+        _pair_snapshot(
+            histories.get(key) or PairHistory(key),
+            now=now,
+            windows=windows,
+            thresholds=thresholds,
+            live=live.get(key, LiveState()),
+            phases=None if phases is None else phases.get(key, {}),
+            totals=None if totals is None else totals.get(key) or PairTotals(),
         )
-    return Snapshot(now, tuple(pairs), dict(unmatched or {}), changes_without_pull_request)
+        for key in keys
+    )
+    return Snapshot(now, pairs, dict(unmatched or {}), changes_without_pull_request)
+
+
+def _all_time(h: PairHistory, totals: PairTotals | None) -> tuple[PairTotals, Histogram]:
+    """The pair's all-time counters and lead time histogram: from the store's aggregate when given
+    (the history then holds the longest window only), else counted from the full history."""
+    if totals is None:
+        lead_time = Histogram.of(LEAD_TIME_BUCKETS, (c.lead_seconds for c in h.leads))
+        return PairTotals(len(h.deployments), max((d.deployed_at for d in h.deployments), default=None)), lead_time
+    lead_time = Histogram(
+        tuple(float(b) for b in LEAD_TIME_BUCKETS),
+        totals.lead_le or (0,) * len(LEAD_TIME_BUCKETS),
+        totals.lead_seconds_sum,
+        totals.changes,
+    )
+    return totals, lead_time
+
+
+def _failures_by_reason(h: PairHistory) -> dict[FailureReason, int]:
+    """Failed deployments per reason: a deployment counts once per reason, however many failures
+    of that reason it has; an unattributed incident still counts as a failure."""
+    by_reason = dict.fromkeys(FailureReason, 0)
+    failed_ids: dict[FailureReason, set[int]] = {r: set() for r in FailureReason}
+    for f in h.failures:
+        if f.deployment_id is None:
+            by_reason[f.reason] += 1
+        elif f.deployment_id not in failed_ids[f.reason]:
+            failed_ids[f.reason].add(f.deployment_id)
+            by_reason[f.reason] += 1
+    return by_reason
+
+
+def _pair_snapshot(
+    h: PairHistory,
+    *,
+    now: datetime,
+    windows: Sequence[tuple[str, float]],
+    thresholds: Thresholds,
+    live: LiveState,
+    phases: Mapping[str, Sequence[float]] | None,
+    totals: PairTotals | None,
+) -> PairSnapshot:
+    t, lead_time = _all_time(h, totals)
+    stats = {label: window_stats(h, now - timedelta(seconds=secs), now) for label, secs in windows}
+    restores = [(f.restored_at - f.started_at).total_seconds() for f in h.failures if f.restored_at is not None]
+    return PairSnapshot(
+        key=h.key,
+        deployments_total=t.deployments,
+        changes_total=lead_time.count,
+        failures_by_reason=_failures_by_reason(h),
+        lead_time=lead_time,
+        time_to_restore=Histogram.of(RESTORE_BUCKETS, restores),
+        windows=stats,
+        levels={label: s.levels(thresholds) for label, s in stats.items()},
+        last_deployment_ts=t.last_deployed_at.timestamp() if t.last_deployed_at is not None else None,
+        failure_open=any(f.restored_at is None for f in h.failures),
+        sync_failing=live.sync_failing,
+        degraded=live.degraded,
+        lead_time_phases=(
+            {ph: Histogram.of(LEAD_TIME_BUCKETS, phases.get(ph, ())) for ph in PHASES} if phases is not None else {}
+        ),
+    )
 
 
 def report_rows(

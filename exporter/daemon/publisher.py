@@ -46,15 +46,15 @@ class Publisher:
             snap = snapshot.build(
                 # the windows' history as objects, one pair at a time; all-time numbers aggregated by the store
                 LazyHistories(store, cfg.change_start, now.timestamp() - longest),
-                known_pairs(cfg),
-                now,
-                [(w.label, w.seconds) for w in cfg.windows],
-                cfg.thresholds,
-                store.unmatched_counts(),
-                live,
+                known_pairs=known_pairs(cfg),
+                now=now,
+                windows=[(w.label, w.seconds) for w in cfg.windows],
+                thresholds=cfg.thresholds,
+                unmatched=store.unmatched_counts(),
+                live=live,
                 # only the GitHub source looks for pull requests: without it the count is 0, no scan needed
-                store.changes_without_pull_request() if cfg.github.enabled else 0,
-                store.lead_time_phases() if cfg.github.lead_time_phases else None,
+                changes_without_pull_request=store.changes_without_pull_request() if cfg.github.enabled else 0,
+                phases=store.lead_time_phases() if cfg.github.lead_time_phases else None,
                 totals=store.totals(cfg.change_start, snapshot.LEAD_TIME_BUCKETS),
             )
             self.holder.set(snap)

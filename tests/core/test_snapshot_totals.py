@@ -37,12 +37,12 @@ def test_windowed_snapshot_equals_full_history(setup: tuple[Daemon, datetime], d
     cfg = daemon.cfg
     full = snapshot.build(
         daemon.store.histories(cfg.change_start),
-        daemon.known_pairs(),
-        now,
-        [(w.label, w.seconds) for w in cfg.windows],
-        cfg.thresholds,
-        daemon.store.unmatched_counts(),
-        {},
+        known_pairs=daemon.known_pairs(),
+        now=now,
+        windows=[(w.label, w.seconds) for w in cfg.windows],
+        thresholds=cfg.thresholds,
+        unmatched=daemon.store.unmatched_counts(),
+        live={},
     )
     fast = daemon.recompute(now)
     assert fast.pairs and any(p.deployments_total for p in fast.pairs)

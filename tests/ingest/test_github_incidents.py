@@ -76,10 +76,10 @@ def test_incidents_are_attributed_inside_the_window_and_unattributed_outside(
 
     snap = snapshot.build(
         e.store.histories("commit_time"),
-        [],
-        datetime.fromtimestamp(T0 + 6 * DAY, tz=UTC),
-        [("7d", 7 * DAY)],
-        PRESETS["dora-2023"],
+        known_pairs=[],
+        now=datetime.fromtimestamp(T0 + 6 * DAY, tz=UTC),
+        windows=[("7d", 7 * DAY)],
+        thresholds=PRESETS["dora-2023"],
     )
     shop, cart = snap.pair("shop", "prod"), snap.pair("cart", "prod")
     assert shop is not None and cart is not None

@@ -84,7 +84,9 @@ KNOWN = [API_PROD, API_STAGING, WEB_PROD]
 
 
 def build(unmatched: dict[tuple[str, str], int] | None = None) -> snapshot.Snapshot:
-    return snapshot.build(HISTORIES, KNOWN, NOW, WINDOWS, PRESETS["dora-2023"], unmatched)
+    return snapshot.build(
+        HISTORIES, known_pairs=KNOWN, now=NOW, windows=WINDOWS, thresholds=PRESETS["dora-2023"], unmatched=unmatched
+    )
 
 
 def health() -> Health:

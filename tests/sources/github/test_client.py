@@ -95,10 +95,10 @@ def test_squash_merged_pr_measures_from_its_first_commit_and_direct_push_from_co
     assert phases == {PairKey("shop", "prod"): {"coding": [60.0], "review": [3 * DAY - 60.0], "deploy": [5 * HOUR]}}
     snap = snapshot.build(
         e.store.histories("pr_first_commit"),
-        [PairKey("cart", "prod")],
-        datetime.fromtimestamp(deployed, tz=UTC),
-        [("30d", 30 * DAY)],
-        PRESETS["dora-2023"],
+        known_pairs=[PairKey("cart", "prod")],
+        now=datetime.fromtimestamp(deployed, tz=UTC),
+        windows=[("30d", 30 * DAY)],
+        thresholds=PRESETS["dora-2023"],
         phases=phases,
     )
     registry = CollectorRegistry()

@@ -344,8 +344,8 @@ def test_a_signed_deployment_status_webhook_runs_the_job_early(tmp_path: Path, f
 
     from exporter.config.loading import parse
     from exporter.daemon.runtime import Daemon
-    from tests.serve.test_github_webhooks import SECRET, headers, post, sign
     from tests.support.fakegithub import TOKEN
+    from tests.support.github_webhooks import SECRET, headers, post, sign
     from tests.support.waiting import wait_until
 
     repo = fake.repo(REPO)
@@ -401,7 +401,7 @@ def test_ingest_and_report_count_github_deployments_and_their_failures(tmp_path:
 
     import yaml
 
-    from tests.daemon.test_github_e2e import cli
+    from tests.support.cli import cli
     from tests.support.fakegithub import TOKEN, iso
 
     repo = fake.repo(REPO)
@@ -444,7 +444,7 @@ def test_with_argo_cd_too_it_is_still_one_deployment_with_argo_cds_time(
     import dataclasses
 
     from exporter.ingest.argocd import ArgoIngester
-    from tests.ingest.test_unify import argo_app
+    from tests.support.argocd_apps import argo_app
 
     local = GitRepo(tmp_path / "src")
     c0 = local.commit("initial", T0, {"services/shop/main.py": "0"})

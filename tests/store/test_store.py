@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -27,47 +26,12 @@ from exporter.store.db import _BY_MANIFEST_COMMIT, _by_manifest_commit, window_l
 from exporter.store.migrations import MIGRATIONS
 from tests.support.gitrepo import HOUR, MINUTE, T0, Exporter, GitRepo, manifest, values_yaml
 from tests.support.paths import PROJECT_ROOT
+from tests.support.store_rows import Rows, natural_rows
 
 TABLES = {"deployments", "changes", "failures", "unmatched", "gitops_state", "cursors"} | {
     "argocd_apps", "argocd_history", "argocd_operations", "argocd_health", "argocd_gaps", "webhook_events",
     "github_cache", "pending_changes", "github_deployments",
 }  # fmt: skip
-
-Rows = dict[str, list[tuple[Any, ...]]]
-
-
-def natural_rows(db: Path) -> Rows:
-    """Every table as sorted tuples of natural data: no row ids, no wall-clock bookkeeping."""
-    conn = sqlite3.connect(db)
-    try:
-        q = conn.execute
-        return {
-            "deployments": sorted(
-                q(
-                    "SELECT service, environment, version, deployed_at, source, natural_key, manifest_repo, "
-                    "manifest_commit, commit_sha, message, rework, baseline FROM deployments"
-                )
-            ),
-            "changes": sorted(
-                q(
-                    "SELECT c.service, c.environment, c.sha, d.natural_key, c.author_time, c.commit_time, c.subject "
-                    "FROM changes c JOIN deployments d ON d.id = c.deployment_id"
-                )
-            ),
-            "failures": sorted(
-                q(
-                    "SELECT f.service, f.environment, f.reason, f.started_at, f.restored_at, f.detail, "
-                    "failed.natural_key, restorer.natural_key FROM failures f "
-                    "LEFT JOIN deployments failed ON failed.id = f.deployment_id "
-                    "LEFT JOIN deployments restorer ON restorer.id = f.restored_by"
-                )
-            ),
-            "unmatched": sorted(q("SELECT source, reason, key, detail FROM unmatched")),
-            "gitops_state": sorted(q("SELECT repo, service, environment, value FROM gitops_state")),
-            "cursors": sorted(q("SELECT name, value FROM cursors")),
-        }
-    finally:
-        conn.close()
 
 
 def raw_rows(db: Path) -> Rows:

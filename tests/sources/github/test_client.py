@@ -280,7 +280,7 @@ def test_a_gitops_deployment_that_adopts_an_argocd_one_gets_its_changes_from_git
     from datetime import timedelta
 
     from exporter.ingest.argocd import ArgoIngester
-    from tests.ingest.test_unify import SERVICE, argo_app
+    from tests.support.argocd_apps import SERVICE, argo_app
 
     repo = fake.repo("acme/shop-api")
     c0 = repo.commit("initial", ["services/shop/main.py"], T0)

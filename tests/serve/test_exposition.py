@@ -96,34 +96,34 @@ def test_histograms(
     assert value(registry, f"{family}_count", **pair(key)) == float(count)
 
 
-# (pair, window, per day, lead median, CFR, TTR median, rework); None: the sample must be absent
+def window_gauges(
+    *, per_day: float, lead_median: float | None, cfr: float | None, ttr_median: float | None, rework: float | None
+) -> dict[str, float | None]:
+    """The window gauges by name; ``None``: the sample must be absent."""
+    return {
+        "dora_deployment_frequency_per_day": per_day,
+        "dora_lead_time_median_seconds": lead_median,
+        "dora_change_failure_ratio": cfr,
+        "dora_time_to_restore_median_seconds": ttr_median,
+        "dora_rework_ratio": rework,
+    }
+
+
+EMPTY_WINDOW = window_gauges(per_day=0.0, lead_median=None, cfr=None, ttr_median=None, rework=None)
 WINDOW_CASES = [
-    (API_PROD, "7d", 3 / 7, 7200.0, 1 / 3, 6900.0, 1 / 3),
-    (API_PROD, "1d", 0.0, None, None, None, None),  # empty window: frequency 0, the rest absent
-    (WEB_PROD, "1d", 1.0, 3600.0, 1.0, None, 0.0),
-    (WEB_PROD, "7d", 1 / 7, 3600.0, 1.0, None, 0.0),
-    (API_STAGING, "1d", 0.0, None, None, None, None),
-    (API_STAGING, "7d", 0.0, None, None, None, None),
+    (API_PROD, "7d", window_gauges(per_day=3 / 7, lead_median=7200.0, cfr=1 / 3, ttr_median=6900.0, rework=1 / 3)),
+    (API_PROD, "1d", EMPTY_WINDOW),  # empty window: frequency 0, the rest absent
+    (WEB_PROD, "1d", window_gauges(per_day=1.0, lead_median=3600.0, cfr=1.0, ttr_median=None, rework=0.0)),
+    (WEB_PROD, "7d", window_gauges(per_day=1 / 7, lead_median=3600.0, cfr=1.0, ttr_median=None, rework=0.0)),
+    (API_STAGING, "1d", EMPTY_WINDOW),
+    (API_STAGING, "7d", EMPTY_WINDOW),
 ]
 
 
-@pytest.mark.parametrize(("key", "window", "per_day", "lead_med", "cfr", "ttr_med", "rework"), WINDOW_CASES)
-def test_window_gauges(
-    registry: CollectorRegistry,
-    key: PairKey,
-    window: str,
-    per_day: float,
-    lead_med: float | None,
-    cfr: float | None,
-    ttr_med: float | None,
-    rework: float | None,
-) -> None:
-    labels = pair(key, window=window)
-    assert value(registry, "dora_deployment_frequency_per_day", **labels) == per_day
-    assert value(registry, "dora_lead_time_median_seconds", **labels) == lead_med
-    assert value(registry, "dora_change_failure_ratio", **labels) == cfr
-    assert value(registry, "dora_time_to_restore_median_seconds", **labels) == ttr_med
-    assert value(registry, "dora_rework_ratio", **labels) == rework
+@pytest.mark.parametrize(("key", "window", "gauges"), WINDOW_CASES)
+def test_window_gauges(registry: CollectorRegistry, key: PairKey, window: str, gauges: dict[str, float | None]) -> None:
+    got = {name: value(registry, name, **pair(key, window=window)) for name in gauges}
+    assert got == gauges
 
 
 @pytest.mark.parametrize(

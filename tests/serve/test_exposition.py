@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from freezegun import freeze_time
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric as PromMetric
 from prometheus_client.samples import Sample
@@ -190,8 +191,10 @@ def test_self_metrics_follow_health_and_snapshot() -> None:
     h.failure("gitops", REPO_PART, "git", "fetch failed again")
     assert value(reg, "dora_exporter_source_up", source="gitops") == 0.0
     assert value(reg, "dora_exporter_source_errors_total", source="gitops", kind="git") == 2.0
-    h.success("gitops", REPO_PART, 0.25)
+    with freeze_time(NOW):  # a success is stamped with the wall clock
+        h.success("gitops", REPO_PART, 0.25)
     assert value(reg, "dora_exporter_source_up", source="gitops") == 1.0
+    assert value(reg, "dora_exporter_source_last_success_timestamp_seconds", source="gitops") == NOW.timestamp()
     assert value(reg, "dora_exporter_ingest_duration_seconds", source="gitops") == 0.25
     assert value(reg, "dora_exporter_source_errors_total", source="gitops", kind="git") == 2.0  # never decreases
 

@@ -53,7 +53,7 @@ def _setup(
     )
     e.github = client_for(fake, StoreCache(e.store))
     ing = DeploymentIngester(
-        e.cfg, e.store, e.github, Repos(e.cfg, e.github), clock=lambda: datetime.fromtimestamp(NOW, tz=UTC)
+        e.cfg, e.store, e.github, e.repos(e.github), clock=lambda: datetime.fromtimestamp(NOW, tz=UTC)
     )
     return e, ing
 
@@ -86,7 +86,7 @@ def test_a_success_is_a_deployment_at_the_status_time_of_the_deployed_commit(tmp
     # a re-poll, and a restart, count nothing twice
     assert ing.poll().read == 0
     e.restart()
-    again = DeploymentIngester(e.cfg, e.store, client_for(fake, StoreCache(e.store)), Repos(e.cfg), ing.clock)
+    again = DeploymentIngester(e.cfg, e.store, client_for(fake, StoreCache(e.store)), e.repos(), ing.clock)
     assert again.poll().read == 0 and len(e.store.deployments()) == 1
     e.close()
 
@@ -276,7 +276,7 @@ def _github_deploys(fake: FakeGitHub, c0: str, c1: str, c1_at: int) -> None:
 
 
 def _resolve(e: Exporter) -> None:
-    ChangeResolver(e.cfg, e.store, Repos(e.cfg, e.github)).poll()
+    ChangeResolver(e.cfg, e.store, e.repos(e.github)).poll()
 
 
 @pytest.mark.parametrize("through_github", [False, True], ids=["local-repo", "github-repo"])

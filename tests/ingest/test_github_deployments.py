@@ -179,6 +179,7 @@ def test_a_deployment_that_never_finishes_is_given_up_after_pending_max_age(tmp_
     e.close()
 
 
+@pytest.mark.slow  # over 200 requests to the fake GitHub, about 5 s
 def test_paging_and_the_high_water_mark(tmp_path: Path, fake: FakeGitHub) -> None:
     repo = fake.repo(REPO)
     sha = repo.commit("release", ["a"], T0)

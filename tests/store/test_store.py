@@ -409,6 +409,7 @@ def _committed_cursor(db: Path, proc: subprocess.Popen[bytes], deadline: float) 
     raise AssertionError("no batch committed before the deadline")
 
 
+@pytest.mark.slow  # the daemon as a process, killed and restarted on an 80-day demo
 def test_kill_9_mid_ingest_then_resume_equals_an_uninterrupted_ingest(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     generate.generate(out, seed=3, days=DEMO_DAYS, end=DEMO_END)
@@ -460,6 +461,7 @@ def test_kill_9_mid_ingest_then_resume_equals_an_uninterrupted_ingest(tmp_path: 
     }
 
 
+@pytest.mark.slow  # the CLI as a process, twice
 def test_cli_ingest_twice_converges(tmp_path: Path) -> None:
     """``dora-exporter ingest`` run twice: the second run finds nothing new and leaves every row as it is."""
     repo = GitRepo(tmp_path / "gitops")
@@ -490,6 +492,7 @@ def test_cli_ingest_twice_converges(tmp_path: Path) -> None:
         ]
 
 
+@pytest.mark.slow  # builds the 80-day demo (689 manifest commits) and ingests it twice
 def test_deployments_recorded_while_the_graph_loads_equal_those_recorded_after(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -537,6 +540,7 @@ def test_deployments_recorded_while_the_graph_loads_equal_those_recorded_after(
     assert natural_rows(out / "queued" / "dora.db") == natural_rows(out / "waited" / "dora.db")
 
 
+@pytest.mark.slow  # builds the 80-day demo (689 manifest commits) and ingests it twice
 def test_a_stop_while_the_graph_loads_abandons_the_batch_and_the_next_poll_converges(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,7 @@ import math
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -69,32 +70,38 @@ RESTORE_BOUNDS = ["60.0", "300.0", "900.0", "1800.0", "3600.0", "7200.0", "14400
                   "172800.0", "604800.0", "2592000.0", "15552000.0", "+Inf"]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("family", "key", "bounds", "cumulative", "total", "count"),
-    [
-        # lead times 1800, 7200 and 90000 s
-        ("dora_lead_time_seconds", API_PROD, LEAD_BOUNDS, [0, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3], 99000.0, 3),
-        ("dora_lead_time_seconds", WEB_PROD, LEAD_BOUNDS, [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], 3600.0, 1),
-        ("dora_lead_time_seconds", API_STAGING, LEAD_BOUNDS, [0] * 16, 0.0, 0),
-        # restores after 7200 s (rollback) and 6600 s (Degraded from 10 min after the release)
-        ("dora_time_to_restore_seconds", API_PROD, RESTORE_BOUNDS, [0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2],
-         13800.0, 2),
-        ("dora_time_to_restore_seconds", WEB_PROD, RESTORE_BOUNDS, [0] * 14, 0.0, 0),  # nothing restored yet
-    ],
-)  # fmt: skip
-def test_histograms(
-    registry: CollectorRegistry,
-    family: str,
-    key: PairKey,
-    bounds: list[str],
-    cumulative: list[int],
-    total: float,
-    count: int,
-) -> None:
-    got = [value(registry, f"{family}_bucket", **pair(key, le=le)) for le in bounds]
-    assert got == [float(c) for c in cumulative]
-    assert value(registry, f"{family}_sum", **pair(key)) == total
-    assert value(registry, f"{family}_count", **pair(key)) == float(count)
+class Histogram(NamedTuple):
+    """One pair's histogram: its cumulative bucket counts at ``bounds``, its ``_sum`` and its ``_count``."""
+
+    family: str
+    key: PairKey
+    bounds: list[str]
+    cumulative: list[int]
+    total: float
+    count: int
+
+
+HISTOGRAM_CASES = [
+    # lead times 1800, 7200 and 90000 s
+    Histogram("dora_lead_time_seconds", API_PROD, LEAD_BOUNDS, [0, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3],
+              total=99000.0, count=3),
+    Histogram("dora_lead_time_seconds", WEB_PROD, LEAD_BOUNDS, [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+              total=3600.0, count=1),
+    Histogram("dora_lead_time_seconds", API_STAGING, LEAD_BOUNDS, [0] * 16, total=0.0, count=0),
+    # restores after 7200 s (rollback) and 6600 s (Degraded from 10 min after the release)
+    Histogram("dora_time_to_restore_seconds", API_PROD, RESTORE_BOUNDS, [0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2],
+              total=13800.0, count=2),
+    Histogram("dora_time_to_restore_seconds", WEB_PROD, RESTORE_BOUNDS, [0] * 14, total=0.0, count=0),  # none yet
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("expected", HISTOGRAM_CASES, ids=lambda h: f"{h.family}-{h.key.service}-{h.key.environment}")
+def test_histograms(registry: CollectorRegistry, expected: Histogram) -> None:
+    family, key = expected.family, expected.key
+    got = [value(registry, f"{family}_bucket", **pair(key, le=le)) for le in expected.bounds]
+    assert got == [float(c) for c in expected.cumulative]
+    assert value(registry, f"{family}_sum", **pair(key)) == expected.total
+    assert value(registry, f"{family}_count", **pair(key)) == float(expected.count)
 
 
 def window_gauges(

@@ -78,6 +78,7 @@ def test_the_webhook_listener_serves_nothing_else(receiver: tuple[str, list[tupl
     for path in ("/metrics", "/api/deployments", "/"):
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(base + path, timeout=5)
+        err.value.close()
         assert err.value.code == 404
     assert post(base, BODY, {**headers("p", sign(BODY), "ping")})[0] == 200
 

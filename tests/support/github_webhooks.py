@@ -22,7 +22,8 @@ def post(base: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, resp.read().decode().strip()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode().strip()
+        with exc:  # an error response holds its connection until closed
+            return exc.code, exc.read().decode().strip()
 
 
 def headers(delivery: str, signature: str | None, event: str = "issues") -> dict[str, str]:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import freezegun
 import pytest
 
 from tests.support.fakegithub import FakeGitHub
+
+# freeze_time walks every loaded module for clock references; the kubernetes client's lazy
+# attributes import its models mid-walk, with the clock already faked, and the walk fails
+freezegun.configure(extend_ignore_list=["kubernetes"])
 
 
 @pytest.fixture

@@ -80,7 +80,10 @@ class FastImport:
         assert self._proc.stdin is not None
         self._w(b"done\n")
         self._proc.stdin.close()
-        if self._proc.wait() != 0:
+        returncode = self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        if returncode != 0:
             raise RuntimeError(f"git fast-import failed in {self.repo}")
         if checkout:
             subprocess.run(["git", "-C", str(self.repo), "checkout", "-q", "-f", self.branch], check=True)

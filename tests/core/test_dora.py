@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,13 +66,45 @@ def history(
     )
 
 
-# (history, window hours, expected): deployments, per day, changes, lead median, failed, CFR,
-# restored, restore median, rework, rework rate
+@dataclass(frozen=True)
+class Expected:
+    """A window's statistics as ``WindowStats`` names them; ``None`` is "no data", neither 0 nor NaN."""
+
+    deployments: int
+    deployments_per_day: float
+    changes: int
+    lead_time_median_seconds: float | None
+    failed_deployments: int
+    change_failure_rate: float | None
+    restored_failures: int
+    time_to_restore_median_seconds: float | None
+    rework_deployments: int
+    rework_rate: float | None
+
+    @classmethod
+    def of(cls, stats: WindowStats) -> Expected:
+        return cls(**{f.name: getattr(stats, f.name) for f in fields(cls)})
+
+
+NOTHING = Expected(
+    deployments=0,
+    deployments_per_day=0.0,
+    changes=0,
+    lead_time_median_seconds=None,
+    failed_deployments=0,
+    change_failure_rate=None,
+    restored_failures=0,
+    time_to_restore_median_seconds=None,
+    rework_deployments=0,
+    rework_rate=None,
+)
+
+# (history, window hours, expected)
 WINDOW_CASES = [
     pytest.param(
         {},
         7 * 24,
-        (0, 0.0, 0, None, 0, None, 0, None, 0, None),
+        NOTHING,
         id="empty-history",
     ),
     pytest.param(
@@ -82,7 +115,7 @@ WINDOW_CASES = [
             "leads": [(2, 100, 3600.0)],
         },
         24,
-        (0, 0.0, 0, None, 0, None, 0, None, 0, None),
+        NOTHING,
         id="history-only-before-the-window",
     ),
     pytest.param(
@@ -95,7 +128,18 @@ WINDOW_CASES = [
         7 * 24,
         # 4 deployments in 7 d (not #1); #3 failed; #4 rework; leads 1800, 3600, 7200, 90000 -> median 5400;
         # one restore inside (2 h), the first one restored before the window, the open one not at all
-        (4, 4 / 7, 4, 5400.0, 1, 0.25, 1, 7200.0, 1, 0.25),
+        Expected(
+            deployments=4,
+            deployments_per_day=4 / 7,
+            changes=4,
+            lead_time_median_seconds=5400.0,
+            failed_deployments=1,
+            change_failure_rate=0.25,
+            restored_failures=1,
+            time_to_restore_median_seconds=7200.0,
+            rework_deployments=1,
+            rework_rate=0.25,
+        ),
         id="mixed",
     ),
     pytest.param(
@@ -107,30 +151,29 @@ WINDOW_CASES = [
         },
         48,
         # odd number of observations: the middle one; restores 1800, 3600, 10800 -> 3600
-        (3, 1.5, 3, 200.0, 3, 1.0, 3, 3600.0, 1, 1 / 3),
+        Expected(
+            deployments=3,
+            deployments_per_day=1.5,
+            changes=3,
+            lead_time_median_seconds=200.0,
+            failed_deployments=3,
+            change_failure_rate=1.0,
+            restored_failures=3,
+            time_to_restore_median_seconds=3600.0,
+            rework_deployments=1,
+            rework_rate=1 / 3,
+        ),
         id="all-failed-odd-medians",
     ),
 ]
 
 
 @pytest.mark.parametrize(("kwargs", "window_hours", "expected"), WINDOW_CASES)
-def test_window_stats(kwargs: dict[str, Any], window_hours: int, expected: tuple[object, ...]) -> None:
+def test_window_stats(kwargs: dict[str, Any], window_hours: int, expected: Expected) -> None:
     since = NOW - timedelta(hours=window_hours)
     s = window_stats(history(**kwargs), since, NOW)
     assert s.since == since and s.until == NOW
-    got = (
-        s.deployments,
-        s.deployments_per_day,
-        s.changes,
-        s.lead_time_median_seconds,
-        s.failed_deployments,
-        s.change_failure_rate,
-        s.restored_failures,
-        s.time_to_restore_median_seconds,
-        s.rework_deployments,
-        s.rework_rate,
-    )
-    assert got == expected  # exact: None (no data) is neither 0 nor NaN
+    assert Expected.of(s) == expected  # exact: None (no data) is neither 0 nor NaN
 
 
 def test_empty_window_levels() -> None:
@@ -166,13 +209,8 @@ def test_window_boundaries(seconds_ago: int, count: int) -> None:
         leads=[ChangeLead("api", "prod", "c1", 1, t, 600.0)],
     )
     s = window_stats(h, NOW - timedelta(days=1), NOW)
-    assert (s.deployments, s.changes, s.failed_deployments, s.restored_failures, s.rework_deployments) == (
-        count,
-        count,
-        count,
-        count,
-        count,
-    )
+    counted = ("deployments", "changes", "failed_deployments", "restored_failures", "rework_deployments")
+    assert {name: getattr(s, name) for name in counted} == dict.fromkeys(counted, count)
     assert s.deployments_per_day == float(count)
     assert s.lead_time_median_seconds == (600.0 if count else None)
     assert s.time_to_restore_median_seconds == (3600.0 if count else None)

@@ -9,21 +9,25 @@ history with rollbacks, at several points in time (windows that cut through the 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from freezegun import freeze_time
 
 from exporter import config
 from exporter.core import snapshot
 from exporter.daemon.runtime import Daemon
 from exporter.demo.generate import generate, write_config
 
+# the demo's last moment: without it the demo ends "now" and its history moves with the calendar
+END = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, datetime]]:
     out: Path = tmp_path_factory.mktemp("demo")
-    truth = generate(out, days=60)
+    truth = generate(out, days=60, end=END)
     d = Daemon(config.load(write_config(out, listen="127.0.0.1:0")))
     assert all(r is not None for r in d.ingest_once())
     yield d, truth.end
@@ -95,7 +99,7 @@ def test_incremental_totals_follow_new_and_late_changes(setup: tuple[Daemon, dat
 def test_a_one_shot_ingest_computes_the_snapshot_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``ingest`` (``ingest_once``) polls, then recomputes once: a poll's own recompute would be
     thrown away by the one after the GitHub passes, and on a long history it is the costly, cold one."""
-    generate(tmp_path, days=5)
+    generate(tmp_path, days=5, end=END)
     d = Daemon(config.load(write_config(tmp_path, listen="127.0.0.1:0")))
     calls: list[int] = []
     real = d.recompute
@@ -106,9 +110,13 @@ def test_a_one_shot_ingest_computes_the_snapshot_once(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(d, "recompute", counted)
     try:
-        (result,) = d.ingest_once()
+        with freeze_time(END):  # the published snapshot is computed at "now": the demo's last moment
+            (result,) = d.ingest_once()
         assert result is not None and result.deployments > 0
         assert len(calls) == 1
-        assert d.holder.get().pairs  # and the snapshot it published has the pairs
+        published = d.holder.get()
+        assert published.pairs  # and the snapshot it published has the pairs
+        assert published.computed_at == END
+        assert any(w.deployments for p in published.pairs for w in p.windows.values())  # windows end at the demo's end
     finally:
         d.close()

@@ -4,32 +4,15 @@ and incident-based failures and restores. The CLI runs for real, as a subprocess
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
+from tests.support.cli import cli
 from tests.support.fakegithub import TOKEN, FakeGitHub, iso
 from tests.support.gitrepo import HOUR, T0, GitRepo, manifest, values_yaml
-from tests.support.paths import PROJECT_ROOT
 
 DAY = 24 * HOUR
-ROOT = PROJECT_ROOT
-
-
-def cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("DORA_")}
-    return subprocess.run(
-        [sys.executable, "-m", "exporter.cli", *args],
-        cwd=cwd,
-        env={**clean, "PYTHONPATH": str(ROOT), **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_ingest_and_report_with_only_a_gitops_repo_and_a_github_token(tmp_path: Path, fake: FakeGitHub) -> None:

@@ -54,7 +54,7 @@ def _setup(
     )
     e.github = client_for(fake, StoreCache(e.store))
     ing = DeploymentIngester(
-        e.cfg, e.store, e.github, Repos(e.cfg, e.github), clock=lambda: datetime.fromtimestamp(NOW, tz=UTC)
+        e.cfg, e.store, e.github, e.repos(e.github), clock=lambda: datetime.fromtimestamp(NOW, tz=UTC)
     )
     return e, ing
 
@@ -87,7 +87,7 @@ def test_a_success_is_a_deployment_at_the_status_time_of_the_deployed_commit(tmp
     # a re-poll, and a restart, count nothing twice
     assert ing.poll().read == 0
     e.restart()
-    again = DeploymentIngester(e.cfg, e.store, client_for(fake, StoreCache(e.store)), Repos(e.cfg), ing.clock)
+    again = DeploymentIngester(e.cfg, e.store, client_for(fake, StoreCache(e.store)), e.repos(), ing.clock)
     assert again.poll().read == 0 and len(e.store.deployments()) == 1
     e.close()
 
@@ -180,6 +180,7 @@ def test_a_deployment_that_never_finishes_is_given_up_after_pending_max_age(tmp_
     e.close()
 
 
+@pytest.mark.slow  # over 200 requests to the fake GitHub, about 5 s
 def test_paging_and_the_high_water_mark(tmp_path: Path, fake: FakeGitHub) -> None:
     repo = fake.repo(REPO)
     sha = repo.commit("release", ["a"], T0)
@@ -277,7 +278,7 @@ def _github_deploys(fake: FakeGitHub, c0: str, c1: str, c1_at: int) -> None:
 
 
 def _resolve(e: Exporter) -> None:
-    ChangeResolver(e.cfg, e.store, Repos(e.cfg, e.github)).poll()
+    ChangeResolver(e.cfg, e.store, e.repos(e.github)).poll()
 
 
 @pytest.mark.parametrize("through_github", [False, True], ids=["local-repo", "github-repo"])
@@ -345,8 +346,8 @@ def test_a_signed_deployment_status_webhook_runs_the_job_early(tmp_path: Path, f
 
     from exporter.config.loading import parse
     from exporter.daemon.runtime import Daemon
-    from tests.serve.test_github_webhooks import SECRET, headers, post, sign
     from tests.support.fakegithub import TOKEN
+    from tests.support.github_webhooks import SECRET, headers, post, sign
     from tests.support.waiting import wait_until
 
     repo = fake.repo(REPO)
@@ -402,7 +403,7 @@ def test_ingest_and_report_count_github_deployments_and_their_failures(tmp_path:
 
     import yaml
 
-    from tests.daemon.test_github_e2e import cli
+    from tests.support.cli import cli
     from tests.support.fakegithub import TOKEN, iso
 
     repo = fake.repo(REPO)
@@ -445,7 +446,7 @@ def test_with_argo_cd_too_it_is_still_one_deployment_with_argo_cds_time(
     import dataclasses
 
     from exporter.ingest.argocd import ArgoIngester
-    from tests.ingest.test_unify import argo_app
+    from tests.support.argocd_apps import argo_app
 
     local = GitRepo(tmp_path / "src")
     c0 = local.commit("initial", T0, {"services/shop/main.py": "0"})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,32 +22,11 @@ from exporter.core.correlate import image_version
 from exporter.ingest.argocd import ArgoIngester, map_app
 from exporter.ingest.repos import Repos
 from exporter.sources.argocd.apps import App, parse_app
-from tests.support.argocd import APPLICATION, iso
+from tests.support.argocd import APPLICATION
+from tests.support.argocd_apps import SERVICE, argo_app
 from tests.support.gitrepo import Exporter, GitRepo, manifest, values_yaml
 
 T0 = 1_780_000_000  # fixed commit times
-SERVICE = "shop-api"
-
-
-def argo_app(uid: str, entries: list[tuple[int, str, datetime]], images: list[str] | None = None) -> App:
-    """Our fixture Application renamed to shop-api-prod, its history replaced by ``entries`` (id, revision, start)."""
-    obj: dict[str, Any] = yaml.safe_load(APPLICATION.read_text())
-    obj["metadata"].update(name=f"{SERVICE}-prod", uid=uid)
-    template = obj["status"]["history"][-1]
-    history = []
-    for hid, rev, start in entries:
-        e = copy.deepcopy(template)
-        e.update(id=hid, revision=rev, deployStartedAt=iso(start), deployedAt=iso(start + timedelta(seconds=2)))
-        history.append(e)
-    obj["status"]["history"] = history
-    last_start = entries[-1][2]
-    obj["status"]["operationState"].update(startedAt=iso(last_start), finishedAt=iso(last_start + timedelta(seconds=3)))
-    obj["status"]["operationState"]["syncResult"]["revision"] = entries[-1][1]
-    if images is not None:
-        obj["status"]["summary"]["images"] = images
-    app = parse_app(obj)
-    assert app is not None
-    return app
 
 
 @pytest.fixture

@@ -55,7 +55,8 @@ def post(url: str, body: bytes, token: str | None = WEBHOOK_TOKEN, length: int |
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, resp.read().decode().strip()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode().strip()
+        with exc:  # an error response holds its connection until closed
+            return exc.code, exc.read().decode().strip()
 
 
 def outcome_count(d: RunningDaemon, outcome: str) -> float:
@@ -100,6 +101,7 @@ def test_webhooks_live_only_on_their_own_listener(daemon: RunningDaemon) -> None
     hook_base = daemon.webhook_url.rsplit("/webhooks", 1)[0]
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(hook_base + "/metrics", timeout=5)
+    err.value.close()
     assert err.value.code == 404
 
 

@@ -6,91 +6,30 @@ import dataclasses
 import math
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
+from freezegun import freeze_time
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric as PromMetric
 from prometheus_client.samples import Sample
 
 from exporter import __version__
 from exporter.core import snapshot
-from exporter.core.levels import PRESETS
-from exporter.model import (
-    ChangeLead,
-    Deployment,
-    DeploymentSource,
-    Failure,
-    FailureReason,
-    PairHistory,
-    PairKey,
+from exporter.model import PairKey
+from exporter.serve import DoraCollector, SnapshotHolder
+from tests.support.sample_histories import (
+    API_PROD,
+    API_STAGING,
+    NOW,
+    REPO_PART,
+    WEB_PROD,
+    ago,
+    build,
+    health,
 )
-from exporter.serve import DoraCollector, Health, SnapshotHolder
-
-NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
-WINDOWS = [("1d", 86400.0), ("7d", 604800.0)]
-API_PROD, API_STAGING, WEB_PROD = PairKey("api", "prod"), PairKey("api", "staging"), PairKey("web", "prod")
-REPO_PART = "minishop-0123456789"
-
-
-def ago(**kw: float) -> datetime:
-    return NOW - timedelta(**kw)
-
-
-def dep(i: int, key: PairKey, t: datetime, rework: bool = False) -> Deployment:
-    return Deployment(i, key.service, key.environment, f"v{i}", t, DeploymentSource.GITOPS, rework=rework)
-
-
-def lead(key: PairKey, dep_id: int, t: datetime, seconds: float) -> ChangeLead:
-    return ChangeLead(key.service, key.environment, f"sha{dep_id}-{seconds:g}", dep_id, t, seconds)
-
-
-HISTORIES = {
-    # a baseline, two releases, the second rolled back (and Degraded meanwhile) two hours later
-    API_PROD: PairHistory(
-        API_PROD,
-        deployments=[
-            dep(1, API_PROD, ago(days=10)),
-            dep(2, API_PROD, ago(days=3)),
-            dep(3, API_PROD, ago(days=2)),
-            dep(4, API_PROD, ago(days=2, hours=-2), rework=True),
-        ],
-        failed_deployment_ids={3},
-        failures=[
-            Failure(1, "api", "prod", FailureReason.ROLLBACK, ago(days=2), 3, ago(days=2, hours=-2), 4),
-            Failure(2, "api", "prod", FailureReason.DEGRADED, ago(days=2, minutes=-10), 3, ago(days=2, hours=-2)),
-        ],
-        leads=[
-            lead(API_PROD, 2, ago(days=3), 1800.0),
-            lead(API_PROD, 2, ago(days=3), 7200.0),
-            lead(API_PROD, 3, ago(days=2), 90000.0),
-        ],
-    ),
-    # a release an hour ago whose sync failed, still broken, plus an incident nobody attributed yet
-    WEB_PROD: PairHistory(
-        WEB_PROD,
-        deployments=[dep(5, WEB_PROD, ago(days=30)), dep(6, WEB_PROD, ago(hours=1))],
-        failed_deployment_ids={6},
-        failures=[
-            Failure(3, "web", "prod", FailureReason.SYNC_FAILED, ago(hours=1), 6),
-            Failure(4, "web", "prod", FailureReason.INCIDENT, ago(minutes=30), None),
-        ],
-        leads=[lead(WEB_PROD, 6, ago(hours=1), 3600.0)],  # exactly on a bucket bound: le is inclusive
-    ),
-}
-KNOWN = [API_PROD, API_STAGING, WEB_PROD]
-
-
-def build(unmatched: dict[tuple[str, str], int] | None = None) -> snapshot.Snapshot:
-    return snapshot.build(
-        HISTORIES, known_pairs=KNOWN, now=NOW, windows=WINDOWS, thresholds=PRESETS["dora-2023"], unmatched=unmatched
-    )
-
-
-def health() -> Health:
-    return Health({"gitops": [REPO_PART]})
 
 
 @pytest.fixture
@@ -131,62 +70,68 @@ RESTORE_BOUNDS = ["60.0", "300.0", "900.0", "1800.0", "3600.0", "7200.0", "14400
                   "172800.0", "604800.0", "2592000.0", "15552000.0", "+Inf"]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("family", "key", "bounds", "cumulative", "total", "count"),
-    [
-        # lead times 1800, 7200 and 90000 s
-        ("dora_lead_time_seconds", API_PROD, LEAD_BOUNDS, [0, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3], 99000.0, 3),
-        ("dora_lead_time_seconds", WEB_PROD, LEAD_BOUNDS, [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], 3600.0, 1),
-        ("dora_lead_time_seconds", API_STAGING, LEAD_BOUNDS, [0] * 16, 0.0, 0),
-        # restores after 7200 s (rollback) and 6600 s (Degraded from 10 min after the release)
-        ("dora_time_to_restore_seconds", API_PROD, RESTORE_BOUNDS, [0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2],
-         13800.0, 2),
-        ("dora_time_to_restore_seconds", WEB_PROD, RESTORE_BOUNDS, [0] * 14, 0.0, 0),  # nothing restored yet
-    ],
-)  # fmt: skip
-def test_histograms(
-    registry: CollectorRegistry,
-    family: str,
-    key: PairKey,
-    bounds: list[str],
-    cumulative: list[int],
-    total: float,
-    count: int,
-) -> None:
-    got = [value(registry, f"{family}_bucket", **pair(key, le=le)) for le in bounds]
-    assert got == [float(c) for c in cumulative]
-    assert value(registry, f"{family}_sum", **pair(key)) == total
-    assert value(registry, f"{family}_count", **pair(key)) == float(count)
+class Histogram(NamedTuple):
+    """One pair's histogram: its cumulative bucket counts at ``bounds``, its ``_sum`` and its ``_count``."""
+
+    family: str
+    key: PairKey
+    bounds: list[str]
+    cumulative: list[int]
+    total: float
+    count: int
 
 
-# (pair, window, per day, lead median, CFR, TTR median, rework); None: the sample must be absent
+HISTOGRAM_CASES = [
+    # lead times 1800, 7200 and 90000 s
+    Histogram("dora_lead_time_seconds", API_PROD, LEAD_BOUNDS, [0, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3],
+              total=99000.0, count=3),
+    Histogram("dora_lead_time_seconds", WEB_PROD, LEAD_BOUNDS, [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+              total=3600.0, count=1),
+    Histogram("dora_lead_time_seconds", API_STAGING, LEAD_BOUNDS, [0] * 16, total=0.0, count=0),
+    # restores after 7200 s (rollback) and 6600 s (Degraded from 10 min after the release)
+    Histogram("dora_time_to_restore_seconds", API_PROD, RESTORE_BOUNDS, [0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2],
+              total=13800.0, count=2),
+    Histogram("dora_time_to_restore_seconds", WEB_PROD, RESTORE_BOUNDS, [0] * 14, total=0.0, count=0),  # none yet
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("expected", HISTOGRAM_CASES, ids=lambda h: f"{h.family}-{h.key.service}-{h.key.environment}")
+def test_histograms(registry: CollectorRegistry, expected: Histogram) -> None:
+    family, key = expected.family, expected.key
+    got = [value(registry, f"{family}_bucket", **pair(key, le=le)) for le in expected.bounds]
+    assert got == [float(c) for c in expected.cumulative]
+    assert value(registry, f"{family}_sum", **pair(key)) == expected.total
+    assert value(registry, f"{family}_count", **pair(key)) == float(expected.count)
+
+
+def window_gauges(
+    *, per_day: float, lead_median: float | None, cfr: float | None, ttr_median: float | None, rework: float | None
+) -> dict[str, float | None]:
+    """The window gauges by name; ``None``: the sample must be absent."""
+    return {
+        "dora_deployment_frequency_per_day": per_day,
+        "dora_lead_time_median_seconds": lead_median,
+        "dora_change_failure_ratio": cfr,
+        "dora_time_to_restore_median_seconds": ttr_median,
+        "dora_rework_ratio": rework,
+    }
+
+
+EMPTY_WINDOW = window_gauges(per_day=0.0, lead_median=None, cfr=None, ttr_median=None, rework=None)
 WINDOW_CASES = [
-    (API_PROD, "7d", 3 / 7, 7200.0, 1 / 3, 6900.0, 1 / 3),
-    (API_PROD, "1d", 0.0, None, None, None, None),  # empty window: frequency 0, the rest absent
-    (WEB_PROD, "1d", 1.0, 3600.0, 1.0, None, 0.0),
-    (WEB_PROD, "7d", 1 / 7, 3600.0, 1.0, None, 0.0),
-    (API_STAGING, "1d", 0.0, None, None, None, None),
-    (API_STAGING, "7d", 0.0, None, None, None, None),
+    (API_PROD, "7d", window_gauges(per_day=3 / 7, lead_median=7200.0, cfr=1 / 3, ttr_median=6900.0, rework=1 / 3)),
+    (API_PROD, "1d", EMPTY_WINDOW),  # empty window: frequency 0, the rest absent
+    (WEB_PROD, "1d", window_gauges(per_day=1.0, lead_median=3600.0, cfr=1.0, ttr_median=None, rework=0.0)),
+    (WEB_PROD, "7d", window_gauges(per_day=1 / 7, lead_median=3600.0, cfr=1.0, ttr_median=None, rework=0.0)),
+    (API_STAGING, "1d", EMPTY_WINDOW),
+    (API_STAGING, "7d", EMPTY_WINDOW),
 ]
 
 
-@pytest.mark.parametrize(("key", "window", "per_day", "lead_med", "cfr", "ttr_med", "rework"), WINDOW_CASES)
-def test_window_gauges(
-    registry: CollectorRegistry,
-    key: PairKey,
-    window: str,
-    per_day: float,
-    lead_med: float | None,
-    cfr: float | None,
-    ttr_med: float | None,
-    rework: float | None,
-) -> None:
-    labels = pair(key, window=window)
-    assert value(registry, "dora_deployment_frequency_per_day", **labels) == per_day
-    assert value(registry, "dora_lead_time_median_seconds", **labels) == lead_med
-    assert value(registry, "dora_change_failure_ratio", **labels) == cfr
-    assert value(registry, "dora_time_to_restore_median_seconds", **labels) == ttr_med
-    assert value(registry, "dora_rework_ratio", **labels) == rework
+@pytest.mark.parametrize(("key", "window", "gauges"), WINDOW_CASES)
+def test_window_gauges(registry: CollectorRegistry, key: PairKey, window: str, gauges: dict[str, float | None]) -> None:
+    got = {name: value(registry, name, **pair(key, window=window)) for name in gauges}
+    assert got == gauges
 
 
 @pytest.mark.parametrize(
@@ -253,8 +198,10 @@ def test_self_metrics_follow_health_and_snapshot() -> None:
     h.failure("gitops", REPO_PART, "git", "fetch failed again")
     assert value(reg, "dora_exporter_source_up", source="gitops") == 0.0
     assert value(reg, "dora_exporter_source_errors_total", source="gitops", kind="git") == 2.0
-    h.success("gitops", REPO_PART, 0.25)
+    with freeze_time(NOW):  # a success is stamped with the wall clock
+        h.success("gitops", REPO_PART, 0.25)
     assert value(reg, "dora_exporter_source_up", source="gitops") == 1.0
+    assert value(reg, "dora_exporter_source_last_success_timestamp_seconds", source="gitops") == NOW.timestamp()
     assert value(reg, "dora_exporter_ingest_duration_seconds", source="gitops") == 0.25
     assert value(reg, "dora_exporter_source_errors_total", source="gitops", kind="git") == 2.0  # never decreases
 

@@ -11,7 +11,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 
 from exporter.core.snapshot import Snapshot
 from exporter.serve import DoraCollector, Exposition, SnapshotHolder
-from tests.serve.test_exposition import build, health
+from tests.support.sample_histories import build, health
 
 _VARYING = re.compile(rb"^(dora_exporter_scrape_duration_seconds|process_)\S* .*$", re.M)
 

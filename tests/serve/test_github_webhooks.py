@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import threading
 import urllib.error
@@ -22,15 +20,11 @@ from exporter.daemon.runtime import Daemon
 from exporter.serve import GitHubWebhook, Health, HttpApp
 from exporter.sources.github import valid_signature
 from tests.support.fakegithub import TOKEN, FakeGitHub
+from tests.support.github_webhooks import SECRET, headers, post, sign
 from tests.support.gitrepo import T0, GitRepo, manifest, values_yaml
 from tests.support.waiting import wait_until
 
-SECRET = "It's a Secret to Everybody"
 BODY = json.dumps({"action": "opened", "issue": {"number": 1, "labels": [{"name": "incident"}]}}).encode()
-
-
-def sign(body: bytes, secret: str = SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def test_the_signature_matches_githubs_documented_example() -> None:
@@ -58,22 +52,6 @@ def receiver() -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
         hook.stop()
 
 
-def post(base: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-    req = urllib.request.Request(f"{base}/webhooks/github", data=body, method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, resp.read().decode().strip()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode().strip()
-
-
-def headers(delivery: str, signature: str | None, event: str = "issues") -> dict[str, str]:
-    out = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "Content-Type": "application/json"}
-    if signature is not None:
-        out["X-Hub-Signature-256"] = signature
-    return out
-
-
 def test_valid_wrong_missing_tampered_and_replayed_deliveries(
     receiver: tuple[str, list[tuple[str, dict[str, Any]]]],
 ) -> None:
@@ -99,6 +77,7 @@ def test_the_webhook_listener_serves_nothing_else(receiver: tuple[str, list[tupl
     for path in ("/metrics", "/api/deployments", "/"):
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(base + path, timeout=5)
+        err.value.close()
         assert err.value.code == 404
     assert post(base, BODY, {**headers("p", sign(BODY), "ping")})[0] == 200
 

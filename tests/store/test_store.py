@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -36,47 +35,12 @@ from exporter.store.history import window_leads_sql
 from exporter.store.migrations import MIGRATIONS
 from tests.support.gitrepo import HOUR, MINUTE, T0, Exporter, GitRepo, manifest, values_yaml
 from tests.support.paths import PROJECT_ROOT
+from tests.support.store_rows import Rows, natural_rows
 
 TABLES = {"deployments", "changes", "failures", "unmatched", "gitops_state", "cursors"} | {
     "argocd_apps", "argocd_history", "argocd_operations", "argocd_health", "argocd_gaps", "webhook_events",
     "github_cache", "pending_changes", "github_deployments",
 }  # fmt: skip
-
-Rows = dict[str, list[tuple[Any, ...]]]
-
-
-def natural_rows(db: Path) -> Rows:
-    """Every table as sorted tuples of natural data: no row ids, no wall-clock bookkeeping."""
-    conn = sqlite3.connect(db)
-    try:
-        q = conn.execute
-        return {
-            "deployments": sorted(
-                q(
-                    "SELECT service, environment, version, deployed_at, source, natural_key, manifest_repo, "
-                    "manifest_commit, commit_sha, message, rework, baseline FROM deployments"
-                )
-            ),
-            "changes": sorted(
-                q(
-                    "SELECT c.service, c.environment, c.sha, d.natural_key, c.author_time, c.commit_time, c.subject "
-                    "FROM changes c JOIN deployments d ON d.id = c.deployment_id"
-                )
-            ),
-            "failures": sorted(
-                q(
-                    "SELECT f.service, f.environment, f.reason, f.started_at, f.restored_at, f.detail, "
-                    "failed.natural_key, restorer.natural_key FROM failures f "
-                    "LEFT JOIN deployments failed ON failed.id = f.deployment_id "
-                    "LEFT JOIN deployments restorer ON restorer.id = f.restored_by"
-                )
-            ),
-            "unmatched": sorted(q("SELECT source, reason, key, detail FROM unmatched")),
-            "gitops_state": sorted(q("SELECT repo, service, environment, value FROM gitops_state")),
-            "cursors": sorted(q("SELECT name, value FROM cursors")),
-        }
-    finally:
-        conn.close()
 
 
 def raw_rows(db: Path) -> Rows:
@@ -479,6 +443,7 @@ def _committed_cursor(db: Path, proc: subprocess.Popen[bytes], deadline: float) 
     raise AssertionError("no batch committed before the deadline")
 
 
+@pytest.mark.slow  # the daemon as a process, killed and restarted on an 80-day demo
 def test_kill_9_mid_ingest_then_resume_equals_an_uninterrupted_ingest(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     generate.generate(out, seed=3, days=DEMO_DAYS, end=DEMO_END)
@@ -530,6 +495,7 @@ def test_kill_9_mid_ingest_then_resume_equals_an_uninterrupted_ingest(tmp_path: 
     }
 
 
+@pytest.mark.slow  # the CLI as a process, twice
 def test_cli_ingest_twice_converges(tmp_path: Path) -> None:
     """``dora-exporter ingest`` run twice: the second run finds nothing new and leaves every row as it is."""
     repo = GitRepo(tmp_path / "gitops")
@@ -560,6 +526,7 @@ def test_cli_ingest_twice_converges(tmp_path: Path) -> None:
         ]
 
 
+@pytest.mark.slow  # builds the 80-day demo (689 manifest commits) and ingests it twice
 def test_deployments_recorded_while_the_graph_loads_equal_those_recorded_after(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -607,6 +574,7 @@ def test_deployments_recorded_while_the_graph_loads_equal_those_recorded_after(
     assert natural_rows(out / "queued" / "dora.db") == natural_rows(out / "waited" / "dora.db")
 
 
+@pytest.mark.slow  # builds the 80-day demo (689 manifest commits) and ingests it twice
 def test_a_stop_while_the_graph_loads_abandons_the_batch_and_the_next_poll_converges(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -203,6 +203,7 @@ class Exporter:
         self.cfg = parse(raw, environ={}, base_dir=tmp)
         self.store = Store(self.cfg.store_path)
         self.github: Client | None = None  # a GitHub API client for github: service repositories
+        self._repos: list[Repos] = []
 
     def poll(self) -> IngestResult:
         repos = Repos(self.cfg, self.github)
@@ -216,7 +217,15 @@ class Exporter:
         self.store.close()
         self.store = Store(self.cfg.store_path)
 
+    def repos(self, github: Client | None = None) -> Repos:
+        """``Repos`` for an ingester under test, closed (with their ``git`` processes) by ``close``."""
+        repos = Repos(self.cfg, github)
+        self._repos.append(repos)
+        return repos
+
     def close(self) -> None:
+        for repos in self._repos:
+            repos.close()
         self.store.close()
 
     def deployments(self, service: str | None = None, environment: str | None = None) -> list[DeploymentRow]:

@@ -129,6 +129,7 @@ def self_metric(d: RunningDaemon, name: str) -> float:
     return d.value(name, source="argocd") or 0.0
 
 
+@pytest.mark.timeout(180)  # about 30 s: dozens of syncs driven through a real API server, in real time
 def test_driven_application_is_counted_exactly(setup: Cluster, tmp_path: Path) -> None:
     c = setup
     kube = c.kube

@@ -175,6 +175,7 @@ def test_shallow_clone_boundary_is_a_root(tmp_path: Path) -> None:
         assert len(shas) > len(graph)
 
 
+@pytest.mark.slow  # hundreds of git processes to compare against
 def test_linear_ranges_in_both_directions(tmp_path: Path) -> None:
     """A linear history is one chain: ranges are slices, ancestry a comparison; both must be git's."""
     rng = random.Random(5)

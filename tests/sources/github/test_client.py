@@ -13,7 +13,6 @@ from exporter.core import snapshot
 from exporter.core.levels import PRESETS
 from exporter.errors import SourceError
 from exporter.ingest.github_changes import ChangeResolver, ResolveResult
-from exporter.ingest.repos import Repos
 from exporter.model import PairKey
 from exporter.serve import DoraCollector, SnapshotHolder
 from exporter.serve.health import Health
@@ -56,7 +55,7 @@ class _StoreCache:
 def _ingest(e: Exporter) -> ResolveResult:
     """A GitOps poll, then the GitHub job that reads the queued deployments' commits and changes."""
     e.poll()
-    return ChangeResolver(e.cfg, e.store, Repos(e.cfg, e.github)).poll()
+    return ChangeResolver(e.cfg, e.store, e.repos(e.github)).poll()
 
 
 def _deploy(gitops: GitRepo, sha: str, when: int) -> None:
@@ -186,7 +185,7 @@ def test_a_failing_github_never_holds_up_the_gitops_poll_and_loses_nothing(tmp_p
 
     result = e.poll()  # GitHub is down: the GitOps poll records every deployment regardless
     assert result.deployments == 3 and e.store.cursor(f"gitops:{e.cfg.gitops[0].key}") == gitops.sha()
-    resolver = ChangeResolver(e.cfg, e.store, Repos(e.cfg, e.github))
+    resolver = ChangeResolver(e.cfg, e.store, e.repos(e.github))
     with pytest.raises(SourceError) as err:
         resolver.poll()
     assert err.value.kind == "server_error"
@@ -227,7 +226,7 @@ def test_a_spent_budget_stops_the_pass_and_the_next_run_resumes(tmp_path: Path, 
         _deploy(gitops, shas[-1], T0 + i * 2 * HOUR + HOUR)
     e.poll()
     assert e.github is not None
-    resolver = ChangeResolver(e.cfg, e.store, Repos(e.cfg, e.github))
+    resolver = ChangeResolver(e.cfg, e.store, e.repos(e.github))
     # the last request for the first real deployment (its ancestry check) outlasts the whole budget
     fake.fault(f"/compare/{shas[1]}...", "slow:0.8")
     with e.github.budget(0.5):
@@ -253,7 +252,7 @@ def test_a_hanging_github_holds_no_store_lock(tmp_path: Path, fake: FakeGitHub) 
     _deploy(gitops, c1, T0 + 3 * HOUR)
     e.poll()
     e.github = client_for(fake, _StoreCache(e), timeout=10.0, retries=0)
-    resolver = ChangeResolver(e.cfg, e.store, Repos(e.cfg, e.github))
+    resolver = ChangeResolver(e.cfg, e.store, e.repos(e.github))
     fake.fault("/compare/", "hang")
     worker = threading.Thread(target=_swallow, args=(resolver,))
     worker.start()
@@ -280,7 +279,7 @@ def test_a_gitops_deployment_that_adopts_an_argocd_one_gets_its_changes_from_git
     from datetime import timedelta
 
     from exporter.ingest.argocd import ArgoIngester
-    from tests.ingest.test_unify import SERVICE, argo_app
+    from tests.support.argocd_apps import SERVICE, argo_app
 
     repo = fake.repo("acme/shop-api")
     c0 = repo.commit("initial", ["services/shop/main.py"], T0)
@@ -296,7 +295,7 @@ def test_a_gitops_deployment_that_adopts_an_argocd_one_gets_its_changes_from_git
         argocd={"enabled": True, "namespaces": ["argocd"]},
     )
     e.github = client_for(fake, _StoreCache(e))
-    repos = Repos(e.cfg, e.github)
+    repos = e.repos(e.github)
     start = datetime.fromtimestamp(T0 + 2 * HOUR + 60, tz=UTC)
     ArgoIngester(e.cfg, e.store, repos).apply(argo_app("u1", [(1, m0, start), (2, m1, start + timedelta(hours=1))]))
     e.poll()  # GitOps adopts both Argo CD deployments

@@ -20,7 +20,7 @@ from exporter.errors import SourceError
 from exporter.sources import gitops
 from exporter.sources.git.repository import Git
 from exporter.sources.gitops import child as gitops_child
-from tests.store.test_store import natural_rows
+from tests.support.store_rows import natural_rows
 
 END = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -185,6 +185,8 @@ def _describe(received: list[Received], since: float) -> str:
     )
 
 
+# a page (for: 1m), a restart, 90 s of watching for a resolve or a re-page, then the recovery: ~170 s
+@pytest.mark.timeout(420)
 def test_a_restart_during_a_failing_sync_neither_resolves_nor_repages(
     stack: PromStack, exporter: Exporter, webhook: Webhook
 ) -> None:

@@ -5,7 +5,8 @@ authenticates before reading the body where it can: a bearer-token route (Argo C
 is checked against its configured token, a self-authenticating route (GitHub's HMAC signature
 over the raw body) checks the body itself. A body is bounded in size (per route), in time (the
 request deadline) and in memory over all connections (the listener's body budget, reserved from
-``Content-Length`` before a byte is read and read as it arrives, never allocated up front),.
+``Content-Length`` before a byte is read and read as it arrives, never allocated up front), and its
+JSON nesting is capped before any handler parses it.
 
 **GitHub.** A delivery id (``X-GitHub-Delivery``) is accepted once. The HTTP thread only verifies
 and enqueues; a worker thread runs the handler, so GitHub gets its 2xx at once. Polling stays the
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from exporter.serve.handler import BoundedHandler
+from exporter.serve.jsondepth import nested_deeper_than
 from exporter.serve.limits import SIGNED_MAX_BODY, WEBHOOK_MAX_BODY
 from exporter.serve.listener import Listener
 
@@ -129,6 +131,10 @@ class WebhookHandler(BoundedHandler):
         try:
             body = self._read(length)
             if body is None:
+                return
+            depth = self.limits.json_max_depth
+            if nested_deeper_than(body, depth):
+                self._reply(HTTPStatus.BAD_REQUEST, f"JSON nested deeper than {depth} levels")
                 return
             self._reply(*use(body))
         finally:

@@ -7,6 +7,7 @@ from exporter.serve.explain import explain
 from exporter.serve.exposition import Exposition, SnapshotHolder
 from exporter.serve.health import Health
 from exporter.serve.http import HttpApp
+from exporter.serve.limits import Limits
 from exporter.serve.selfmetrics import SelfMetrics
 from exporter.serve.webhooks import WEBHOOK_MAX_BODY, GitHubWebhook
 
@@ -17,6 +18,7 @@ __all__ = [
     "GitHubWebhook",
     "Health",
     "HttpApp",
+    "Limits",
     "SelfMetrics",
     "SnapshotHolder",
     "explain",

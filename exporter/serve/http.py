@@ -2,17 +2,16 @@
 listener, the webhook routes on their own.
 
 The standard library server is enough: every handler reads in-memory state or one indexed query,
-and a threading server keeps a slow client from blocking Prometheus.
+and a threading server keeps a slow client from blocking Prometheus. Each listener is bounded by
+``Limits`` (connections, deadlines, header and body sizes; see ``docs/limits.md``).
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import SplitResult, urlsplit
 
 import structlog
@@ -23,8 +22,11 @@ from exporter.core.snapshot import Snapshot
 from exporter.serve import api
 from exporter.serve.api import Explain
 from exporter.serve.exposition import Encoder
+from exporter.serve.handler import BoundedHandler
 from exporter.serve.health import Health
 from exporter.serve.landing import landing_page
+from exporter.serve.limits import Limits
+from exporter.serve.listener import Listener
 from exporter.serve.webhooks import PostRoute, Webhook, WebhookHandler
 
 __all__ = ["HEARTBEAT_MAX_AGE", "HttpApp"]
@@ -34,21 +36,6 @@ log = structlog.get_logger(__name__)
 HEARTBEAT_MAX_AGE = 60.0
 # (status, body, content type) of one GET
 Reply = tuple[HTTPStatus, bytes, str]
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client gone mid-reply is routine (a scraper timing out, a webhook sender giving up): log
-        it as a structured event instead of the standard library's traceback on stderr."""
-        exc = sys.exc_info()[1]
-        if isinstance(exc, ConnectionError | TimeoutError):
-            log.debug("http.client_gone", client=str(client_address[0]), error=type(exc).__name__)
-            return
-        log.error("http.handler_failed", client=str(client_address[0]), exc_info=True)
-
-    allow_reuse_address = True
 
 
 class HttpApp:
@@ -63,6 +50,8 @@ class HttpApp:
         production_environment: str,
         window: str,
         render: Callable[[Encoder], bytes] | None = None,
+        *,
+        limits: Limits | None = None,
     ) -> None:
         self.registry = registry
         self.render = render or (lambda encoder: encoder(registry))  # the /metrics body for an encoder
@@ -71,7 +60,8 @@ class HttpApp:
         self.explain = explain
         self.production_environment = production_environment
         self.window = window
-        self._servers: list[_Server] = []
+        self.limits = limits or Limits()
+        self._servers: list[Listener] = []
         self.webhooks: dict[str, tuple[str | None, Webhook]] = {}
         self.post_routes: dict[str, PostRoute] = {}  # served on the webhook listener, self-authenticating
 
@@ -89,10 +79,14 @@ class HttpApp:
     def serve(self, host: str, port: int) -> tuple[str, int]:
         return self._listen(host, port, _Handler, "http")
 
+    def listener(self, name: str) -> Listener:
+        """The running listener ``http`` or ``webhooks``: its load (``active``, ``body_bytes``)."""
+        return next(s for s in self._servers if s.name == name)
+
     def _listen(self, host: str, port: int, base: type[Any], name: str) -> tuple[str, int]:
         """A threading server for ``base``'s routes on its own thread; returns the bound address."""
         handler = type(f"{base.__name__}Bound", (base,), {"app": self})
-        server = _Server((host, port), handler)
+        server = Listener((host, port), handler, name=name, limits=self.limits)
         self._servers.append(server)
         threading.Thread(target=server.serve_forever, name=f"{name}-{port}", daemon=True).start()
         bound = server.server_address
@@ -153,21 +147,21 @@ _ROUTES: dict[str, Callable[[HttpApp, SplitResult, str], Reply]] = {
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(BoundedHandler):
+    """GET and HEAD on the main listener's routes."""
+
     app: HttpApp
-    server_version = "dora-exporter"
+    allowed: ClassVar[tuple[str, ...]] = ("GET", "HEAD")
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http.request", client=self.client_address[0], line=format % args)
+
+    def known_path(self, path: str) -> bool:
+        return path in _ROUTES
 
     def do_HEAD(self) -> None:
         self.do_GET()
 
     def do_GET(self) -> None:
         status, body, content_type = self.app.get(urlsplit(self.path), self.headers.get("Accept", ""))
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self.send(status, body, content_type)

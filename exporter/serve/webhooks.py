@@ -1,9 +1,12 @@
 """The webhook listener's request handling and GitHub's delivery queue.
 
 The listener is separate from ``/metrics`` so it can be exposed alone. It serves POST only and
-authenticates before reading the body, which is bounded in size and in time: a bearer-token route
-(Argo CD notifications) is checked against its configured token, a self-authenticating route
-(GitHub's HMAC signature over the raw body) checks the body itself.
+authenticates before reading the body where it can: a bearer-token route (Argo CD notifications)
+is checked against its configured token, a self-authenticating route (GitHub's HMAC signature
+over the raw body) checks the body itself. A body is bounded in size (per route), in time (the
+request deadline) and in memory over all connections (the listener's body budget, reserved from
+``Content-Length`` before a byte is read and read as it arrives, never allocated up front), and its
+JSON nesting is capped before any handler parses it.
 
 **GitHub.** A delivery id (``X-GitHub-Delivery``) is accepted once. The HTTP thread only verifies
 and enqueues; a worker thread runs the handler, so GitHub gets its 2xx at once. Polling stays the
@@ -19,11 +22,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 from urllib.parse import urlsplit
 
 import structlog
+
+from exporter.serve.handler import BoundedHandler
+from exporter.serve.jsondepth import nested_deeper_than
+from exporter.serve.limits import SIGNED_MAX_BODY, WEBHOOK_MAX_BODY
+from exporter.serve.listener import Listener
 
 if TYPE_CHECKING:
     from exporter.sources.argocd import Notification
@@ -31,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = [
     "SIGNED_MAX_BODY",
     "WEBHOOK_MAX_BODY",
-    "WEBHOOK_READ_TIMEOUT",
     "GitHubWebhook",
     "HeaderGetter",
     "PostRoute",
@@ -43,9 +49,7 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-WEBHOOK_MAX_BODY = 64 * 1024
-WEBHOOK_READ_TIMEOUT = 10.0
-SIGNED_MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
+_CHUNK = 64 * 1024  # a body is read at most this much per read, so memory follows what arrived
 HeaderGetter = Callable[[str], str | None]
 # (raw body) -> (HTTP status, short text); called only after the bearer token matched
 Webhook = Callable[[bytes], tuple[int, str]]
@@ -69,37 +73,27 @@ class WebhookRoutes(Protocol):
     post_routes: dict[str, PostRoute]
 
 
-class WebhookHandler(BaseHTTPRequestHandler):
-    """POST-only; authentication before reading the body, the body bounded in size and in time."""
+class WebhookHandler(BoundedHandler):
+    """POST-only; authentication before reading the body, the body bounded in size, time and memory."""
 
     app: WebhookRoutes
-    server_version = "dora-exporter"
+    allowed: ClassVar[tuple[str, ...]] = ("POST",)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http.webhook_request", client=self.client_address[0], line=format % args)
 
-    def _reply(self, status: int, text: str) -> None:
-        body = (text + "\n").encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-        self.close_connection = True
+    def known_path(self, path: str) -> bool:
+        return path in self.app.webhooks or path in self.app.post_routes
 
-    def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        known = path in self.app.webhooks or path in self.app.post_routes
-        self._reply(HTTPStatus.NOT_FOUND if not known else 405, "POST only")
+    def _reply(self, status: int, text: str) -> None:
+        self.send(status, (text + "\n").encode(), "text/plain", [("Connection", "close")])
+        self.close_connection = True
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         route = self.app.post_routes.get(path)
         if route is not None:
-            body = self._body(SIGNED_MAX_BODY)
-            if body is not None:
-                self._reply(*route(self.headers.get, body))
+            self._with_body(self.limits.signed_max_body, lambda body: route(self.headers.get, body))
             return
         entry = self.app.webhooks.get(path)
         if entry is None:
@@ -110,9 +104,7 @@ class WebhookHandler(BaseHTTPRequestHandler):
             log.warning("webhook.unauthorized", path=self.path, client=self.client_address[0])
             self._reply(HTTPStatus.UNAUTHORIZED, "unauthorized")
             return
-        body = self._body(WEBHOOK_MAX_BODY)
-        if body is not None:
-            self._reply(*handler(body))
+        self._with_body(self.limits.webhook_max_body, handler)
 
     def _authorized(self, token: str | None) -> bool:
         """``Authorization: Bearer <token>``, compared in constant time; no token refuses all."""
@@ -120,26 +112,50 @@ class WebhookHandler(BaseHTTPRequestHandler):
         expected = f"Bearer {token}" if token else None
         return expected is not None and hmac.compare_digest(given.encode(), expected.encode())
 
-    def _body(self, limit: int) -> bytes | None:
-        """The request body, bounded in size and in time; ``None`` once an error was answered."""
+    def _with_body(self, limit: int, use: Callable[[bytes], tuple[int, str]]) -> None:
+        """Answer with ``use(body)``; the body's bytes count against the listener's budget from
+        before the first read until ``use`` returned."""
         length_raw = self.headers.get("Content-Length")
         if length_raw is None or not length_raw.isdigit():
             self._reply(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
-            return None
+            return
         length = int(length_raw)
         if length > limit:
             self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {limit} bytes")
-            return None
-        self.connection.settimeout(WEBHOOK_READ_TIMEOUT)
+            return
+        budget = cast(Listener, self.server).bodies
+        if not budget.take(length):
+            log.warning("webhook.body_budget_full", path=self.path, length=length, held=budget.in_use)
+            self._reply(HTTPStatus.SERVICE_UNAVAILABLE, "busy; retry later")
+            return
         try:
-            body = self.rfile.read(length)
-        except OSError:
+            body = self._read(length)
+            if body is None:
+                return
+            depth = self.limits.json_max_depth
+            if nested_deeper_than(body, depth):
+                self._reply(HTTPStatus.BAD_REQUEST, f"JSON nested deeper than {depth} levels")
+                return
+            self._reply(*use(body))
+        finally:
+            budget.give_back(length)
+
+    def _read(self, length: int) -> bytes | None:
+        """The body as it arrives, within the request deadline; ``None`` once an error was answered."""
+        buf = bytearray()
+        try:
+            while len(buf) < length:
+                chunk = self.rfile.read1(min(_CHUNK, length - len(buf)))
+                if not chunk:
+                    break
+                buf += chunk
+        except TimeoutError:
             self._reply(HTTPStatus.REQUEST_TIMEOUT, "body not received in time")
             return None
-        if len(body) != length:
+        if len(buf) != length:
             self._reply(HTTPStatus.BAD_REQUEST, "truncated body")
             return None
-        return body
+        return bytes(buf)
 
 
 class GitHubWebhook:

@@ -1,5 +1,11 @@
 """Run and stop: signals, the HTTP listeners, the watch threads and the jobs, a shutdown within
-``STOP_BUDGET_SECONDS``, and the store closed last."""
+``STOP_BUDGET_SECONDS``, and the store closed last.
+
+SIGTERM, SIGINT and SIGHUP all stop the daemon cleanly. SIGHUP does not reload the config: that
+would rebuild the whole wiring (listeners, watches, jobs, clients) in place; a clean stop lets the
+supervisor start the daemon again on the new config, and a terminal hang-up no longer kills it
+without a checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ log = structlog.get_logger(__name__)
 HEARTBEAT_SECONDS = 5.0
 STOP_BUDGET_SECONDS = 8.0
 SIGNAL_CHECK_SECONDS = 0.1  # how often the main thread looks for a signal the handler noted
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class Lifecycle:

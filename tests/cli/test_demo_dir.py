@@ -78,3 +78,13 @@ def test_days_out_of_range_names_days(tmp_path: Path, days: str) -> None:
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr
     assert "--days" in p.stderr.strip().splitlines()[-1], p.stderr
+
+
+def test_a_dir_that_cannot_be_created_is_one_line() -> None:
+    """An ``OSError`` nothing names more precisely still ends as one line naming the path, exit 1."""
+    out = "/proc/no-such-dir/demo"  # /proc takes no new directories, even from root
+    p = cli("demo", "--dir", out, "--days", "3", "--no-run")
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr, p.stderr
+    line = p.stderr.strip().splitlines()[-1]
+    assert line.startswith("dora-exporter: ") and "/proc/no-such-dir" in line, line

@@ -42,4 +42,4 @@ def test_a_read_only_store_says_so(tmp_path: Path) -> None:
         tmp_path.chmod(0o755)
     assert p.returncode == 1, p.stderr
     line = _one_line_error(p.stderr)
-    assert "store.path" in line and "writable" in line, line
+    assert "store.path" in line and "not writable" in line, line

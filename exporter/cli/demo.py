@@ -1,4 +1,7 @@
-"""``demo``: generate the MiniShop GitOps repository and its config, then run a daemon on it."""
+"""``demo``: generate the MiniShop GitOps repository and its config, then run a daemon on it.
+
+The directory is the demo's own (``exporter.demo.workdir``): another one is refused unless ``--force``.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +11,20 @@ from pathlib import Path
 
 from exporter import config
 from exporter.cli import logs
+from exporter.errors import ConfigError
 
 __all__ = ["demo"]
 
 
 def demo(args: argparse.Namespace) -> int:
     from exporter.daemon import Daemon
-    from exporter.demo import generate
+    from exporter.demo import generate, workdir
 
     out = Path(args.dir).resolve()
-    # a new demo is a new history: a store left by an earlier run would describe the old one
-    for leftover in ("dora.db", "dora.db-wal", "dora.db-shm"):
-        (out / leftover).unlink(missing_ok=True)
+    try:
+        workdir.claim(out, force=args.force)
+    except workdir.NotADemoDir as exc:
+        raise ConfigError("--dir", str(exc)) from exc
     truth = generate.generate(out, seed=args.seed, days=args.days, end=args.end or datetime.now(UTC))
     cfg_path = generate.write_config(out, args.listen)
     print(f"demo repository: {truth.repo}\nconfig: {cfg_path}\nground truth: {out / 'ground-truth.json'}")

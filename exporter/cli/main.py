@@ -1,6 +1,8 @@
 """``dora-exporter``: parse the command line and dispatch to the command's module.
 
-Exit codes: 0 ok, 1 runtime error, 2 bad configuration or usage.
+Exit codes: 0 ok, 1 runtime error, 2 bad configuration or usage. Every failure the exporter
+expects (a ``DoraError``, or an ``OSError`` about a file or a socket) ends as one line on stderr,
+never a traceback; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -27,6 +29,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DoraError as exc:
         print(f"dora-exporter: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a file or socket the parts above did not name: at least say which, no traceback
+        print(f"dora-exporter: {_os_error(exc)}", file=sys.stderr)
+        return 1
+
+
+def _os_error(exc: OSError) -> str:
+    where = " ".join(repr(str(f)) for f in (exc.filename, exc.filename2) if f is not None)
+    what = exc.strerror or str(exc)
+    return (
+        f"{where}: {what}; check that path (in the config or on the command line) and its permissions"
+        if where
+        else what
+    )
 
 
 def _load(args: argparse.Namespace) -> config.Config:

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import structlog
 
+from exporter.daemon import storefile
 from exporter.errors import DoraError
 from exporter.settings import Config
 from exporter.store import Store
@@ -19,7 +20,7 @@ log = structlog.get_logger(__name__)
 @contextmanager
 def open_store(cfg: Config) -> Iterator[Store]:
     """The configured store; closed as a daemon closes it, the WAL folded into the file."""
-    store = Store(cfg.store_path)
+    store = storefile.open_store(cfg.store_path)
     try:
         yield store
     finally:

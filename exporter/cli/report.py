@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from exporter.cli.reading import open_store
-from exporter.core.durations import format_duration, parse_duration
+from exporter.core.durations import format_duration
 from exporter.core.snapshot import report_rows
 from exporter.daemon.publisher import known_pairs
 from exporter.errors import ConfigError
@@ -16,6 +16,7 @@ from exporter.settings import Config
 
 __all__ = ["report"]
 
+_DEFAULT_WINDOW = 30 * 86400.0
 _HEAD = ("service", "env", "deploys", "per day", "changes", "lead p50", "CFR", "TTR p50", "rework")
 
 
@@ -42,16 +43,13 @@ def report(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _window(args: argparse.Namespace) -> tuple[datetime, datetime]:
-    """``--since``/``--until``, or ``--window`` back from ``--until`` (default: now)."""
+    """``--since``/``--until``, or ``--window`` (seconds, bounded by the parser) back from ``--until``."""
     if args.window and (args.since or args.until):
         raise ConfigError("--window", "use either --window or --since/--until")
     until: datetime = args.until or datetime.now(UTC)
-    try:
-        since: datetime = args.since or until - timedelta(seconds=parse_duration(args.window or "30d"))
-    except ValueError as exc:
-        raise ConfigError("--window", str(exc)) from exc
+    since: datetime = args.since or until - timedelta(seconds=args.window or _DEFAULT_WINDOW)
     if since >= until:
-        raise ConfigError("--since", "must be before --until")
+        raise ConfigError("--since", "must be before --until (default: now)")
     return since, until
 
 

@@ -1,5 +1,11 @@
 """Run and stop: signals, the HTTP listeners, the watch threads and the jobs, a shutdown within
-``STOP_BUDGET_SECONDS``, and the store closed last."""
+``STOP_BUDGET_SECONDS``, and the store closed last.
+
+SIGTERM, SIGINT and SIGHUP all stop the daemon cleanly. SIGHUP does not reload the config: that
+would rebuild the whole wiring (listeners, watches, jobs, clients) in place; a clean stop lets the
+supervisor start the daemon again on the new config, and a terminal hang-up no longer kills it
+without a checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -19,17 +25,19 @@ from exporter.daemon.jobs import (
     Job,
     gitops_job,
 )
+from exporter.daemon.listening import ListenError, bind
 from exporter.daemon.passes import Passes
 from exporter.daemon.wiring import Components
 from exporter.errors import DoraError
 
-__all__ = ["HEARTBEAT_SECONDS", "SIGNAL_CHECK_SECONDS", "STOP_BUDGET_SECONDS", "Lifecycle"]
+__all__ = ["HEARTBEAT_SECONDS", "SIGNAL_CHECK_SECONDS", "STOP_BUDGET_SECONDS", "STOP_SIGNALS", "Lifecycle"]
 
 log = structlog.get_logger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
 STOP_BUDGET_SECONDS = 8.0
 SIGNAL_CHECK_SECONDS = 0.1  # how often the main thread looks for a signal the handler noted
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class Lifecycle:
@@ -40,13 +48,20 @@ class Lifecycle:
         self.signalled: int | None = None  # set by the signal handler, acted on by ``run``
 
     def run(self, install_signals: bool = True) -> int:
-        """Serve until SIGTERM/SIGINT (or until ``stop`` is set); returns the process exit code."""
+        """Serve until a stop signal (or until ``stop`` is set); returns the process exit code.
+
+        A listener that cannot bind closes what was opened (the store is checkpointed) and raises
+        its ``ListenError``."""
         if install_signals:
-            signal.signal(signal.SIGTERM, self.on_signal)
-            signal.signal(signal.SIGINT, self.on_signal)
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, self.on_signal)
         c = self.c
         c.publisher.recompute()
-        host, port = self._listen()
+        try:
+            host, port = self._listen()
+        except ListenError:
+            self.close()
+            raise
         self.watches.start()
         log.info("daemon.started", version=__version__, listen=f"{host}:{port}", repos=len(c.ingesters))
         c.health.beat("scheduler")
@@ -101,14 +116,14 @@ class Lifecycle:
     def _listen(self) -> tuple[str, int]:
         """Start the HTTP listener, and the webhook listener with the configured receivers."""
         c = self.c
-        host, port = c.http.serve(*c.cfg.listen)
+        host, port = bind("http.listen", c.http.serve, c.cfg.listen)
         if c.github_webhook is not None:
             c.github_webhook.start()
             c.http.post_routes["/webhooks/github"] = c.github_webhook.handle
         if c.argocd_notifications is not None:
             c.http.add_webhook("/webhooks/argocd", c.cfg.secrets.argocd_webhook_token, c.argocd_notifications)
         if c.cfg.webhook_listen is not None:
-            whost, wport = c.http.serve_webhooks(*c.cfg.webhook_listen)
+            whost, wport = bind("http.webhook_listen", c.http.serve_webhooks, c.cfg.webhook_listen)
             log.info("daemon.webhooks_listening", listen=f"{whost}:{wport}")
         return host, port
 

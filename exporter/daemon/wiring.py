@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from exporter.core import snapshot
 from exporter.daemon.jobs import Jobs
 from exporter.daemon.publisher import Publisher
+from exporter.daemon.storefile import open_store
 from exporter.daemon.webhooks import ArgoNotifications, GitHubEvents
 from exporter.ingest.argocd import ArgoIngester
 from exporter.ingest.gitops import GitOpsIngester
@@ -73,7 +74,7 @@ class Components:
 
 def build(cfg: Config) -> Components:
     """Open the store and build every collaborator; starts nothing (``Lifecycle.run`` does)."""
-    store = Store(cfg.store_path)
+    store = open_store(cfg.store_path)
     github = _github(cfg, store)
     repos = Repos(cfg, github.client)
     github = _github_ingesters(cfg, store, repos, github)

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     PlainValidator,
     StrictBool,
+    StrictInt,
     StrictStr,
     WithJsonSchema,
     field_validator,
@@ -45,6 +46,7 @@ from exporter.config.limits import (
     FAILURE_WINDOW,
     LEVEL_DURATION,
     LEVEL_RATE,
+    MANIFEST_BYTES,
     POLL_INTERVAL,
     ROLLBACK_AGE,
     WINDOW,
@@ -231,6 +233,10 @@ class GitOpsSection(Section):
         default=as_written("60s"), description=f"how often to fetch ({POLL_INTERVAL.note})"
     )
     manifests: list[ManifestSection] = Field(default_factory=list, description="where deployed tags are written")
+    max_manifest_bytes: Annotated[StrictInt, MANIFEST_BYTES] = Field(
+        default=4 * 1024 * 1024,
+        description=f"a larger manifest file is skipped unread, counted as manifest_too_large ({MANIFEST_BYTES.note})",
+    )
 
     @field_validator("repo")
     @classmethod

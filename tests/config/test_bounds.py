@@ -26,6 +26,8 @@ TOO_LARGE: list[tuple[str, dict[str, Any]]] = [
     ("failure_window", {"failure_window": "366d"}),
     ("rollback_min_age", {"rollback_min_age": "366d"}),
     ("gitops[0].poll_interval", {"gitops": [{"poll_interval": "2d"}]}),
+    ("gitops[0].max_manifest_bytes", {"gitops": [{"max_manifest_bytes": 1 << 40}]}),
+    ("gitops[0].max_manifest_bytes", {"gitops": [{"max_manifest_bytes": 0}]}),
     (
         "levels.custom.lead_time.medium",
         {"levels": {"preset": "custom", "custom": {"lead_time": {"elite": "1d", "high": "7d", "medium": "100000d"}}}},

@@ -13,6 +13,7 @@ import re
 import subprocess
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, cast
@@ -42,6 +43,17 @@ def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
         proc.stdin.close()
     except OSError:  # the reader killed it, or it failed: the reader reports that
         pass
+
+
+@dataclass(frozen=True, slots=True)
+class Oversized:
+    """A blob larger than the reader's ``max_size``: its size only. Its content was discarded from
+    the pipe in chunks as git wrote it, never held: one huge file must not cost its size in memory."""
+
+    size: int
+
+
+Blob = bytes | Oversized | None  # None: no such object
 
 
 def _is_remote(repo: str) -> bool:
@@ -258,8 +270,9 @@ class Git:
 
     # -- blobs ---------------------------------------------------------------------------------
 
-    def read_blob(self, sha: str) -> bytes | None:
-        """Read one object through the shared ``cat-file --batch`` process."""
+    def read_blob(self, sha: str, *, max_size: int | None = None) -> Blob:
+        """Read one object through the shared ``cat-file --batch`` process; one larger than
+        ``max_size`` is ``Oversized`` (the batch header gives the size before the content)."""
         with self._batch_lock:
             proc = self._batch
             if proc is None or proc.poll() is not None:
@@ -272,18 +285,23 @@ class Git:
                 header = stdout.readline().split()
                 if len(header) != 3:  # "<sha> missing" or "<sha> ambiguous"
                     return None
-                size = int(header[2])
-                data = _read_exact(stdout, size)
+                data = _content(stdout, int(header[2]), max_size)
                 stdout.read(1)  # the newline after every object
             except (OSError, ValueError) as exc:
                 self._close_batch()
                 raise SourceError("git", ErrorKind.GIT_COMMAND, f"cat-file failed: {exc}") from exc
             return data
 
-    def read_blobs(self, shas: Sequence[str]) -> dict[str, bytes | None]:
+    def read_blobs(
+        self, shas: Sequence[str], *, max_size: int | None = None, budget: int | None = None
+    ) -> dict[str, Blob]:
         """Read many objects through the shared ``cat-file --batch`` process, pipelined: a thread
-        writes every request while this one reads the answers, so git never waits for Python."""
-        out: dict[str, bytes | None] = {}
+        writes every request while this one reads the answers, so git never waits for Python.
+
+        An object larger than ``max_size`` is ``Oversized``. Once the objects read hold more than
+        ``budget`` bytes, the rest are discarded and left out of the answer (the caller reads them
+        one by one when it needs them), so a read-ahead of many large files stays bounded too."""
+        out: dict[str, Blob] = {}
         if not shas:
             return out
         with self._batch_lock:
@@ -310,6 +328,7 @@ class Git:
                 write()
             else:
                 writer.start()
+            held = 0
             try:
                 for sha in shas:
                     header = stdout.readline().split()
@@ -318,7 +337,12 @@ class Git:
                             raise ValueError("cat-file ended early")
                         out[sha] = None
                         continue
-                    out[sha] = _read_exact(stdout, int(header[2]))
+                    size = int(header[2])
+                    if budget is not None and held + size > budget and (max_size is None or size <= max_size):
+                        _discard(stdout, size)  # over the budget: read again later, alone
+                    else:
+                        out[sha] = data = _content(stdout, size, max_size)
+                        held += len(data) if isinstance(data, bytes) else 0
                     stdout.read(1)
             except (OSError, ValueError) as exc:
                 self._close_batch()
@@ -361,6 +385,24 @@ def _end(proc: subprocess.Popen[bytes] | None) -> None:
                 pipe.close()
         proc.kill()
         proc.wait()
+
+
+def _content(stream: IO[bytes], size: int, max_size: int | None) -> bytes | Oversized:
+    """The ``size`` bytes of content next in a ``cat-file --batch`` stream, or ``Oversized``."""
+    if max_size is not None and size > max_size:
+        _discard(stream, size)
+        return Oversized(size)
+    return _read_exact(stream, size)
+
+
+def _discard(stream: IO[bytes], size: int) -> None:
+    """Skip ``size`` bytes of a stream a chunk at a time: at most ``STREAM_CHUNK`` held at once."""
+    left = size
+    while left:
+        chunk = stream.read(min(left, STREAM_CHUNK))
+        if not chunk:
+            raise ValueError("short read from git cat-file")
+        left -= len(chunk)
 
 
 def _read_exact(stream: IO[bytes], size: int) -> bytes:

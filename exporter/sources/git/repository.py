@@ -70,6 +70,10 @@ class Git:
         self._check: subprocess.Popen[bytes] | None = None
         self._check_lock = threading.Lock()
         self._commits: set[str] = set()  # full SHAs known to name commits: an object id never changes
+        self._objects: Path | None = None  # the object directory, found once through git rev-parse
+        self._identity: tuple[int, ...] | None = None
+        self._checked = False
+        self.generation = 0  # bumped each time the repository on disk is found replaced
 
     def __enter__(self) -> Git:
         return self
@@ -89,6 +93,61 @@ class Git:
             stderr=subprocess.DEVNULL,
             env=_ENV,
         )
+
+    # -- identity ------------------------------------------------------------------------------
+
+    def revalidate(self) -> bool:
+        """Whether the repository on disk was replaced since the last call; if so, end the children.
+
+        A long-lived ``cat-file`` child keeps the directory it started in as its working directory:
+        a repository moved away and replaced by a clone would be read from the old copy forever,
+        and one deleted and re-cloned in place would answer "missing" to everything. The identity
+        is the device and inode of the repository's directory and of its object directory (found
+        once through ``git rev-parse --git-common-dir``): two ``os.stat`` calls, cheap enough for
+        the start of every poll. A replacement ends the children (the next read starts them in the
+        new directory), forgets the commits known here and bumps ``generation``, so that caches
+        built on the old repository (a commit graph) can tell. The first call records the identity.
+
+        Raises ``SourceError`` (``repo_missing``) while the directory is gone.
+        """
+        seen = self._stat()
+        if seen is not None and seen == self._identity:
+            return False
+        self._objects = self._find_objects()  # moved or first call: ask git where the objects are
+        seen = self._stat()
+        was, self._identity = self._identity, seen
+        if not self._checked and seen is not None:
+            self._checked = True
+            return False
+        self._checked = True
+        self.close()
+        self._commits = set()
+        if seen is None:
+            if was is not None:
+                log.warning("git.repository_missing", path=str(self.path))
+            raise SourceError("git", ErrorKind.REPO_MISSING, f"repository {self.path} does not exist")
+        self.generation += 1
+        log.warning("git.repository_replaced", path=str(self.path), generation=self.generation)
+        return True
+
+    def _stat(self) -> tuple[int, ...] | None:
+        try:
+            top = self.path.stat()
+            objects = self._objects.stat() if self._objects is not None else top
+        except OSError:
+            return None
+        return (top.st_dev, top.st_ino, objects.st_dev, objects.st_ino)
+
+    def _find_objects(self) -> Path | None:
+        if not self.path.is_dir():
+            return None
+        try:
+            common = self.run("rev-parse", "--git-common-dir", timeout=60).strip()
+        except SourceError:
+            return None  # not a repository (yet): its commands fail with their own errors
+        return self.path / common / "objects"  # a relative answer is relative to the repository
+
+    # -- commands --------------------------------------------------------------------------------
 
     def run(self, *args: str, check: bool = True, timeout: float = 600) -> str:
         """Run one git command and return its stdout; failures become ``SourceError``."""

@@ -52,6 +52,7 @@ class GitOpsRepo:
     branch: str
     poll_interval: float
     manifests: tuple[ManifestRule, ...]
+    max_manifest_bytes: int  # a larger manifest blob is skipped unread
 
     @cached_property  # read once per deployment by the ingester
     def key(self) -> str:

@@ -9,6 +9,7 @@ import argparse
 from datetime import UTC, datetime
 
 from exporter import __version__
+from exporter.config.limits import WINDOW
 from exporter.core.durations import format_duration, parse_duration
 
 __all__ = ["DESCRIPTION", "EARLIEST", "MAX_DEMO_DAYS", "MAX_WINDOW_SECONDS", "parser"]
@@ -16,7 +17,7 @@ __all__ = ["DESCRIPTION", "EARLIEST", "MAX_DEMO_DAYS", "MAX_WINDOW_SECONDS", "pa
 DESCRIPTION = "``dora-exporter`` sub-commands. Exit codes: 0 ok, 1 runtime error, 2 bad configuration or usage."
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # the store holds Unix times: anything earlier is a typo
-MAX_WINDOW_SECONDS = 3660 * 86400.0  # ten years: a DORA window is weeks to a quarter; --since goes further
+MAX_WINDOW_SECONDS = WINDOW.maximum  # the config's bound on windows: one limit for both ways of asking
 MAX_DEMO_DAYS = 3660  # ten years of MiniShop is ~100k deployments, a few minutes to generate
 
 
@@ -74,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--environment", required=True)
     e.add_argument("--at", type=_time, help="the deployment live at this time (default: the latest)")
     r = cmd("report", "the DORA metrics per service and environment over a window")
-    r.add_argument("--window", type=_window, default=None, help="e.g. 30d (default 30d, at most 3660d)")
+    r.add_argument("--window", type=_window, default=None, help=f"e.g. 30d (default 30d, at most {WINDOW.most})")
     r.add_argument("--since", type=_time)
     r.add_argument("--until", type=_time)
     r.add_argument("--format", choices=("table", "json"), default="table")

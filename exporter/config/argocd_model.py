@@ -27,6 +27,7 @@ from exporter.config.fields import (
     as_written,
     placeholder_errors,
 )
+from exporter.config.limits import BACKOFF, TIMEOUT
 from exporter.core.durations import parse_duration
 
 __all__ = ["AppMappingSection", "ArgoCDSection"]
@@ -104,10 +105,16 @@ class AppMappingSection(Section):
         return value
 
 
+_Timeout = Annotated[Duration, TIMEOUT]
+
+
 class TimeoutsSection(Section):
-    connect: Duration = Field(default=as_written("10s"), description="the connect timeout of API requests")
-    read: Duration = Field(default=as_written("90s"), description="the read timeout, longer than watch")
-    watch: Duration = Field(default=as_written("60s"), description="how long the server keeps a quiet watch open")
+    connect: _Timeout = Field(default=as_written("10s"), description="the connect timeout of API requests")
+    read: _Timeout = Field(default=as_written("90s"), description="the read timeout, longer than watch")
+    watch: _Timeout = Field(
+        default=as_written("60s"),
+        description=f"how long the server keeps a quiet watch open (each timeout {TIMEOUT.note})",
+    )
 
     @model_validator(mode="after")
     def _watch_ends_first(self) -> TimeoutsSection:
@@ -119,14 +126,20 @@ class TimeoutsSection(Section):
 def _backoff(raw: Any) -> tuple[float, ...]:
     if not isinstance(raw, list | tuple) or not raw:
         raise ValueError("must be a non-empty list of durations")
-    return tuple(parse_duration(b) for b in raw)
+    waits = []
+    for i, b in enumerate(raw):
+        try:
+            waits.append(BACKOFF.check(parse_duration(b)))
+        except ValueError as exc:
+            raise KeyedError(f"[{i}]", str(exc)) from None
+    return tuple(waits)
 
 
 _Backoff = Annotated[
     tuple[float, ...],
     BeforeValidator(_backoff),
     KEEP_NULL,
-    WithJsonSchema({"type": "array", "minItems": 1, "items": DURATION_SCHEMA}),
+    WithJsonSchema({"type": "array", "minItems": 1, "items": BACKOFF.bounded(DURATION_SCHEMA)}),
 ]
 
 
@@ -148,7 +161,7 @@ class ArgoCDSection(Section):
     timeouts: TimeoutsSection = Field(default_factory=TimeoutsSection, description="the API client's timeouts")
     backoff: _Backoff = Field(
         default=as_written(("0.5s", "1s", "2s", "5s", "10s", "30s")),
-        description="the waits between reconnects, the last one repeated",
+        description=f"the waits between reconnects, the last one repeated (each {BACKOFF.note})",
     )
 
     @field_validator("image_pattern")

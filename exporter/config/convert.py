@@ -65,7 +65,7 @@ def _gitops(g: GitOpsSection) -> GitOpsRepo:
         )
         for m in g.manifests
     )
-    return GitOpsRepo(g.repo, g.branch, g.poll_interval, rules)
+    return GitOpsRepo(g.repo, g.branch, g.poll_interval, rules, g.max_manifest_bytes)
 
 
 def _service(s: ServiceSection) -> ServiceConfig:

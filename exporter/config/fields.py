@@ -33,6 +33,7 @@ __all__ = [
     "KEEP_NULL",
     "Duration",
     "KeyedError",
+    "Limit",
     "Listen",
     "MultilinePattern",
     "OneOf",
@@ -107,6 +108,56 @@ DURATION_SCHEMA = {
 }
 Duration = Annotated[float, BeforeValidator(_duration), KEEP_NULL, WithJsonSchema(DURATION_SCHEMA)]
 PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+
+
+@dataclass(frozen=True)
+class Limit:
+    """Annotation: the largest value a duration or a number may take, and why.
+
+    Without one, a value such as ``windows: [1000000d]`` passes ``check-config`` and then every start
+    dies on an ``OverflowError`` (a date before year 1, a timer too long for the OS). Each bound is
+    written once, in the model, as one of these: ``note`` goes into the field's description and the
+    error names the bound and its reason. ``most`` is as written (``"3650d"``, or a number); ``least``
+    an optional lower bound for counts. NaN and infinities are refused too: they compare false.
+    """
+
+    most: str | int
+    why: str
+    least: int | None = None
+    shown: str = ""  # how ``most`` reads in messages, when not as written (``32 MiB``)
+
+    @property
+    def maximum(self) -> float:
+        return parse_duration(self.most) if isinstance(self.most, str) else float(self.most)
+
+    @property
+    def note(self) -> str:
+        """``at most 3650d: why``, for the field's description."""
+        return f"at most {self.shown or self.most}: {self.why}"
+
+    def check(self, value: float) -> float:
+        if self.least is not None and not value >= self.least:
+            raise ValueError(f"must be at least {self.least}, got {value!r}")
+        if not value <= self.maximum:  # also false for NaN
+            raise ValueError(f"must be at most {self.shown or self.most} ({self.why})")
+        return value
+
+    def bounded(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """``schema`` (a number, or a duration's string-or-number) with this bound on its numbers."""
+        if schema.get("type") in ("number", "integer"):
+            extra: dict[str, Any] = {"maximum": self.maximum}
+            if self.least is not None:
+                extra["minimum"] = self.least
+            return {**schema, **extra}
+        if "anyOf" in schema:
+            return {**schema, "anyOf": [self.bounded(b) for b in schema["anyOf"]]}
+        return schema
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return self.bounded(handler(schema))
 
 
 def _compile(value: Any, flags: int = 0) -> re.Pattern[str]:

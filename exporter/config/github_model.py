@@ -22,6 +22,17 @@ from exporter.config.fields import (
     StrMap,
     as_written,
 )
+from exporter.config.limits import (
+    BUDGET,
+    FAILURE_WINDOW,
+    HISTORY,
+    MATCH_WINDOW,
+    PENDING_AGE,
+    POLL_INTERVAL,
+    RATE_LIMIT_WAIT,
+    RETRIES,
+    TIMEOUT,
+)
 from exporter.settings import GITHUB_REPO_PREFIX
 
 __all__ = ["OWNER_NAME", "DeploymentRepoSection", "DeploymentsSection", "GitHubSection", "IncidentsSection"]
@@ -46,8 +57,9 @@ class IncidentsSection(Section):
         default=(), description="repositories whose issues are incidents (owner/name)"
     )
     label: StrictStr = Field(default="incident", description="the label that makes an issue an incident")
-    failure_window: PositiveDuration = Field(
-        default=as_written("24h"), description="how soon after a deployment an incident is its failure"
+    failure_window: Annotated[PositiveDuration, FAILURE_WINDOW] = Field(
+        default=as_written("24h"),
+        description=f"how soon after a deployment an incident is its failure ({FAILURE_WINDOW.note})",
     )
     environment: OptionalStr = Field(default=None, description="the environment incidents are in (default: production)")
     services: list[IncidentServiceSection] = Field(
@@ -76,8 +88,8 @@ class DeploymentRepoSection(Section):
 
 class DeploymentsSection(Section):
     enabled: StrictBool = Field(default=False, description="read GitHub deployments and their statuses")
-    poll_interval: PositiveDuration | None = Field(
-        default=None, description="how often to poll (default: github.poll_interval)"
+    poll_interval: Annotated[PositiveDuration, POLL_INTERVAL] | None = Field(
+        default=None, description=f"how often to poll (default: github.poll_interval; {POLL_INTERVAL.note})"
     )
     repos: list[DeploymentRepoSection] = Field(
         default_factory=list, description="repositories besides every github: service repository"
@@ -85,14 +97,15 @@ class DeploymentsSection(Section):
     environments: Annotated[
         dict[str, str], StrMap("must map GitHub environment names to environment names", nonempty_values=True)
     ] = Field(default_factory=dict, description="GitHub environment names to environment names")
-    match_window: Duration = Field(
-        default=as_written("1h"), description="one commit deployed this close in time by two sources is one"
+    match_window: Annotated[Duration, MATCH_WINDOW] = Field(
+        default=as_written("1h"),
+        description=f"one commit deployed this close in time by two sources is one ({MATCH_WINDOW.note})",
     )
-    backfill: PositiveDuration = Field(
-        default=as_written("30d"), description="how far back the first read of a repository goes"
+    backfill: Annotated[PositiveDuration, HISTORY] = Field(
+        default=as_written("30d"), description=f"how far back the first read of a repository goes ({HISTORY.note})"
     )
-    pending_max_age: PositiveDuration = Field(
-        default=as_written("24h"), description="a deployment not final this long is given up"
+    pending_max_age: Annotated[PositiveDuration, PENDING_AGE] = Field(
+        default=as_written("24h"), description=f"a deployment not final this long is given up ({PENDING_AGE.note})"
     )
 
     @model_validator(mode="after")
@@ -114,25 +127,26 @@ def _api_url(url: str) -> str:
     return url
 
 
-def _retries(n: int) -> int:
-    if not 0 <= n <= 10:
-        raise ValueError("must be between 0 and 10")
-    return n
-
-
 class GitHubSection(Section):
     enabled: StrictBool = Field(default=False, description="read pull requests, incidents and webhooks from GitHub")
     base_url: Annotated[StrictStr, AfterValidator(_api_url)] = Field(
         default="https://api.github.com", description="the API root (GitHub Enterprise: https://HOST/api/v3)"
     )
-    poll_interval: PositiveDuration = Field(default=as_written("5m"), description="how often to poll the API")
-    budget: PositiveDuration = Field(default=as_written("30s"), description="the most time one poll may spend")
-    timeout: PositiveDuration = Field(default=as_written("10s"), description="the timeout of one request")
-    max_rate_limit_wait: Duration = Field(
-        default=as_written("60s"), description="the longest wait for a rate limit reset in a poll"
+    poll_interval: Annotated[PositiveDuration, POLL_INTERVAL] = Field(
+        default=as_written("5m"), description=f"how often to poll the API ({POLL_INTERVAL.note})"
     )
-    retries: Annotated[StrictInt, AfterValidator(_retries)] = Field(
-        default=3, description="retries of a failed request"
+    budget: Annotated[PositiveDuration, BUDGET] = Field(
+        default=as_written("30s"), description=f"the most time one poll may spend ({BUDGET.note})"
+    )
+    timeout: Annotated[PositiveDuration, TIMEOUT] = Field(
+        default=as_written("10s"), description=f"the timeout of one request ({TIMEOUT.note})"
+    )
+    max_rate_limit_wait: Annotated[Duration, RATE_LIMIT_WAIT] = Field(
+        default=as_written("60s"),
+        description=f"the longest wait for a rate limit reset in a poll ({RATE_LIMIT_WAIT.note})",
+    )
+    retries: Annotated[StrictInt, RETRIES] = Field(
+        default=3, description=f"retries of a failed request ({RETRIES.note})"
     )
     app_installation_id: StrictInt | None = Field(
         default=None, description="the installation, when authenticating as an App"

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     PlainValidator,
     StrictBool,
+    StrictInt,
     StrictStr,
     WithJsonSchema,
     field_validator,
@@ -41,6 +42,15 @@ from exporter.config.fields import (
     placeholder_errors,
 )
 from exporter.config.github_model import GitHubSection
+from exporter.config.limits import (
+    FAILURE_WINDOW,
+    LEVEL_DURATION,
+    LEVEL_RATE,
+    MANIFEST_BYTES,
+    POLL_INTERVAL,
+    ROLLBACK_AGE,
+    WINDOW,
+)
 from exporter.core.durations import parse_duration
 from exporter.core.levels import DEFAULT_PRESET, PRESETS, Metric
 from exporter.settings import CHANGE_STARTS, DEFAULT_TAG_PATTERN
@@ -93,7 +103,7 @@ def _number(value: Any) -> float:
         raise ValueError("must be a number")
     if value < 0:
         raise ValueError(f"must not be negative, got {value!r}")
-    return float(value)
+    return LEVEL_RATE.check(float(value))
 
 
 def _ratio(value: Any) -> float:
@@ -104,7 +114,10 @@ def _ratio(value: Any) -> float:
     return float(value)
 
 
-_Rate = Annotated[float, PlainValidator(_number), KEEP_NULL, WithJsonSchema({"type": "number", "minimum": 0})]
+_Rate = Annotated[
+    float, PlainValidator(_number), KEEP_NULL, WithJsonSchema(LEVEL_RATE.bounded({"type": "number", "minimum": 0}))
+]
+_LevelDuration = Annotated[Duration, LEVEL_DURATION]
 _Ratio = Annotated[
     float, PlainValidator(_ratio), KEEP_NULL, WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1})
 ]
@@ -125,15 +138,15 @@ class _Bounds(Section):
 
 
 class DurationBounds(_Bounds):
-    elite: Duration = Field(description="the longest duration still elite")
-    high: Duration = Field(description="the longest duration still high")
-    medium: Duration = Field(description="the longest duration still medium")
+    elite: _LevelDuration = Field(description="the longest duration still elite")
+    high: _LevelDuration = Field(description="the longest duration still high")
+    medium: _LevelDuration = Field(description=f"the longest duration still medium ({LEVEL_DURATION.note})")
 
 
 class RateBounds(_Bounds):
     elite: _Rate = Field(description="the fewest deployments per day still elite")
     high: _Rate = Field(description="the fewest deployments per day still high")
-    medium: _Rate = Field(description="the fewest deployments per day still medium")
+    medium: _Rate = Field(description=f"the fewest deployments per day still medium ({LEVEL_RATE.note})")
 
 
 class RatioBounds(_Bounds):
@@ -216,10 +229,14 @@ def _at_least_1s(seconds: float) -> float:
 class GitOpsSection(Section):
     repo: StrictStr = Field(description="path or clone URL of the GitOps repository")
     branch: StrictStr = Field(default="main", description="the branch whose history is the deployments")
-    poll_interval: Annotated[Duration, AfterValidator(_at_least_1s)] = Field(
-        default=as_written("60s"), description="how often to fetch"
+    poll_interval: Annotated[Duration, AfterValidator(_at_least_1s), POLL_INTERVAL] = Field(
+        default=as_written("60s"), description=f"how often to fetch ({POLL_INTERVAL.note})"
     )
     manifests: list[ManifestSection] = Field(default_factory=list, description="where deployed tags are written")
+    max_manifest_bytes: Annotated[StrictInt, MANIFEST_BYTES] = Field(
+        default=4 * 1024 * 1024,
+        description=f"a larger manifest file is skipped unread, counted as manifest_too_large ({MANIFEST_BYTES.note})",
+    )
 
     @field_validator("repo")
     @classmethod
@@ -306,7 +323,7 @@ def _window(value: Any) -> tuple[str, float]:
     seconds = parse_duration(value)
     if seconds <= 0:
         raise ValueError("must be positive")
-    return str(value), seconds
+    return str(value), WINDOW.check(seconds)
 
 
 def _window_list(value: Any) -> Any:
@@ -327,7 +344,7 @@ _Windows = Annotated[
     BeforeValidator(_window_list),
     AfterValidator(_unique_labels),
     KEEP_NULL,
-    WithJsonSchema({"type": "array", "minItems": 1, "items": DURATION_SCHEMA}),
+    WithJsonSchema({"type": "array", "minItems": 1, "items": WINDOW.bounded(DURATION_SCHEMA)}),
 ]
 
 
@@ -342,14 +359,17 @@ class ConfigModel(Section):
     log: LogSection = Field(default_factory=LogSection, description="logging")
     production_environment: StrictStr = Field(default="prod", description="the environment the DORA metrics are about")
     windows: _Windows = Field(
-        default=as_written(("1d", "7d", "30d", "90d")), description="the rolling windows metrics are computed over"
+        default=as_written(("1d", "7d", "30d", "90d")),
+        description=f"the rolling windows metrics are computed over ({WINDOW.note})",
     )
     levels: LevelsSection = Field(default_factory=LevelsSection, description="the bounds of the DORA levels")
-    failure_window: Duration = Field(
-        default=as_written("1h"), description="how soon after a deployment a failure is blamed on it"
+    failure_window: Annotated[Duration, FAILURE_WINDOW] = Field(
+        default=as_written("1h"),
+        description=f"how soon after a deployment a failure is blamed on it ({FAILURE_WINDOW.note})",
     )
-    rollback_min_age: Duration = Field(
-        default=as_written("5m"), description="how old a replaced version must be to count a rollback"
+    rollback_min_age: Annotated[Duration, ROLLBACK_AGE] = Field(
+        default=as_written("5m"),
+        description=f"how old a replaced version must be to count a rollback ({ROLLBACK_AGE.note})",
     )
     revert_pattern: Pattern = Field(
         default=as_written(r"(?i)^(revert|roll ?back)"), description="commit subjects that are reverts"

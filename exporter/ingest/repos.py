@@ -52,8 +52,12 @@ class Repos:
     def get(self, repo: str, key: str, refresh: bool) -> Git:
         with self._lock:
             entry = self._open.get(repo)
+            if entry is not None and entry[1] and not (entry[0].path / "HEAD").exists():
+                entry[0].close()
+                entry = None  # a mirror deleted under us: cloned again
             if entry is None:
                 entry = self._open[repo] = open_repo(repo, self.cfg.data_dir / "mirrors", key)
+            entry[0].revalidate()  # a repository replaced on disk: read again (a graph of it is stale)
             # also on first open: a mirror left by an earlier run (a restart, `ingest`) is stale
             if refresh and entry[1]:
                 fetch(entry[0])
@@ -62,7 +66,7 @@ class Repos:
     def graph(self, git: Git) -> CommitGraph:
         with self._lock:
             graph = self._graphs.get(id(git))
-            if graph is None or graph.git is not git:
+            if graph is None or graph.git is not git or graph.stale:
                 graph = self._graphs[id(git)] = CommitGraph(git)
                 names = {repo for repo, (g, _) in self._open.items() if g is git}
                 graph.prepare(s.paths for s in self.cfg.services if s.repo in names)  # one git pass for all

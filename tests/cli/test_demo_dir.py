@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.running import cli
+from tests.support.cli import cli
 
 
 def _demo(out: Path, *extra: str) -> tuple[int, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.running import cli, demo_config, with_config
+from tests.support.cli import cli, demo_config, with_config
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.cli.running import env
+from tests.support.cli import clean_env
 
 _SCRIPT = """
 import logging, structlog
@@ -20,7 +20,7 @@ logging.getLogger("apscheduler.scheduler").info("below the libraries' floor")
 
 def _lines() -> list[dict[str, object]]:
     p = subprocess.run(
-        [sys.executable, "-c", _SCRIPT], env=env(), capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", _SCRIPT], env=clean_env(), capture_output=True, text=True, timeout=60, check=True
     )
     return [json.loads(line) for line in p.stderr.splitlines()]  # fails on any line that is not JSON
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.running import cli, demo_config
+from tests.support.cli import cli, demo_config
 
 
 @pytest.fixture

@@ -368,7 +368,7 @@ def test_a_signed_deployment_status_webhook_runs_the_job_early(tmp_path: Path, f
                 "enabled": True,
                 "repos": [{"repo": REPO, "service": "shop"}],
                 "environments": {"production": "prod"},
-                "backfill": "100000d",
+                "backfill": "3650d",
             },
         },
     }  # fmt: skip
@@ -423,7 +423,7 @@ def test_ingest_and_report_count_github_deployments_and_their_failures(tmp_path:
         "github": {
             "enabled": True,
             "base_url": fake.base_url,
-            "deployments": {"enabled": True, "environments": {"production": "prod"}, "backfill": "100000d"},
+            "deployments": {"enabled": True, "environments": {"production": "prod"}, "backfill": "3650d"},
         },
     }  # fmt: skip
     (tmp_path / "dora.yaml").write_text(yaml.safe_dump(cfg))

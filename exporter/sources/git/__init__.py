@@ -9,6 +9,7 @@ from exporter.sources.git.commitgraph import (
 from exporter.sources.git.repository import (
     STREAM_CHUNK,
     Git,
+    Oversized,
     fetch,
     open_repo,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "ChangeLister",
     "CommitGraph",
     "Git",
+    "Oversized",
     "fetch",
     "open_repo",
 ]

@@ -91,6 +91,7 @@ class CommitGraph:
 
     def __init__(self, git: Git) -> None:
         self.git = git
+        self._generation = git.generation
         self._index: dict[str, int] = {}
         self._shas: list[str] = []
         # flat arrays, not lists of ints: a few hundred thousand commits stay a few tens of MB
@@ -117,6 +118,12 @@ class CommitGraph:
 
     def __len__(self) -> int:
         return len(self._shas)
+
+    @property
+    def stale(self) -> bool:
+        """Whether the repository was replaced on disk since this graph was built (``Git.revalidate``):
+        its commits may no longer be there, so a new graph must be built."""
+        return self._generation != self.git.generation
 
     # -- loading -------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import re
 import subprocess
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, cast
@@ -44,6 +45,17 @@ def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
         pass
 
 
+@dataclass(frozen=True, slots=True)
+class Oversized:
+    """A blob larger than the reader's ``max_size``: its size only. Its content was discarded from
+    the pipe in chunks as git wrote it, never held: one huge file must not cost its size in memory."""
+
+    size: int
+
+
+Blob = bytes | Oversized | None  # None: no such object
+
+
 def _is_remote(repo: str) -> bool:
     return "://" in repo or re.match(r"^[\w.-]+@[\w.-]+:", repo) is not None
 
@@ -58,6 +70,10 @@ class Git:
         self._check: subprocess.Popen[bytes] | None = None
         self._check_lock = threading.Lock()
         self._commits: set[str] = set()  # full SHAs known to name commits: an object id never changes
+        self._objects: Path | None = None  # the object directory, found once through git rev-parse
+        self._identity: tuple[int, ...] | None = None
+        self._checked = False
+        self.generation = 0  # bumped each time the repository on disk is found replaced
 
     def __enter__(self) -> Git:
         return self
@@ -77,6 +93,61 @@ class Git:
             stderr=subprocess.DEVNULL,
             env=_ENV,
         )
+
+    # -- identity ------------------------------------------------------------------------------
+
+    def revalidate(self) -> bool:
+        """Whether the repository on disk was replaced since the last call; if so, end the children.
+
+        A long-lived ``cat-file`` child keeps the directory it started in as its working directory:
+        a repository moved away and replaced by a clone would be read from the old copy forever,
+        and one deleted and re-cloned in place would answer "missing" to everything. The identity
+        is the device and inode of the repository's directory and of its object directory (found
+        once through ``git rev-parse --git-common-dir``): two ``os.stat`` calls, cheap enough for
+        the start of every poll. A replacement ends the children (the next read starts them in the
+        new directory), forgets the commits known here and bumps ``generation``, so that caches
+        built on the old repository (a commit graph) can tell. The first call records the identity.
+
+        Raises ``SourceError`` (``repo_missing``) while the directory is gone.
+        """
+        seen = self._stat()
+        if seen is not None and seen == self._identity:
+            return False
+        self._objects = self._find_objects()  # moved or first call: ask git where the objects are
+        seen = self._stat()
+        was, self._identity = self._identity, seen
+        if not self._checked and seen is not None:
+            self._checked = True
+            return False
+        self._checked = True
+        self.close()
+        self._commits = set()
+        if seen is None:
+            if was is not None:
+                log.warning("git.repository_missing", path=str(self.path))
+            raise SourceError("git", ErrorKind.REPO_MISSING, f"repository {self.path} does not exist")
+        self.generation += 1
+        log.warning("git.repository_replaced", path=str(self.path), generation=self.generation)
+        return True
+
+    def _stat(self) -> tuple[int, ...] | None:
+        try:
+            top = self.path.stat()
+            objects = self._objects.stat() if self._objects is not None else top
+        except OSError:
+            return None
+        return (top.st_dev, top.st_ino, objects.st_dev, objects.st_ino)
+
+    def _find_objects(self) -> Path | None:
+        if not self.path.is_dir():
+            return None
+        try:
+            common = self.run("rev-parse", "--git-common-dir", timeout=60).strip()
+        except SourceError:
+            return None  # not a repository (yet): its commands fail with their own errors
+        return self.path / common / "objects"  # a relative answer is relative to the repository
+
+    # -- commands --------------------------------------------------------------------------------
 
     def run(self, *args: str, check: bool = True, timeout: float = 600) -> str:
         """Run one git command and return its stdout; failures become ``SourceError``."""
@@ -258,8 +329,9 @@ class Git:
 
     # -- blobs ---------------------------------------------------------------------------------
 
-    def read_blob(self, sha: str) -> bytes | None:
-        """Read one object through the shared ``cat-file --batch`` process."""
+    def read_blob(self, sha: str, *, max_size: int | None = None) -> Blob:
+        """Read one object through the shared ``cat-file --batch`` process; one larger than
+        ``max_size`` is ``Oversized`` (the batch header gives the size before the content)."""
         with self._batch_lock:
             proc = self._batch
             if proc is None or proc.poll() is not None:
@@ -272,18 +344,23 @@ class Git:
                 header = stdout.readline().split()
                 if len(header) != 3:  # "<sha> missing" or "<sha> ambiguous"
                     return None
-                size = int(header[2])
-                data = _read_exact(stdout, size)
+                data = _content(stdout, int(header[2]), max_size)
                 stdout.read(1)  # the newline after every object
             except (OSError, ValueError) as exc:
                 self._close_batch()
                 raise SourceError("git", ErrorKind.GIT_COMMAND, f"cat-file failed: {exc}") from exc
             return data
 
-    def read_blobs(self, shas: Sequence[str]) -> dict[str, bytes | None]:
+    def read_blobs(
+        self, shas: Sequence[str], *, max_size: int | None = None, budget: int | None = None
+    ) -> dict[str, Blob]:
         """Read many objects through the shared ``cat-file --batch`` process, pipelined: a thread
-        writes every request while this one reads the answers, so git never waits for Python."""
-        out: dict[str, bytes | None] = {}
+        writes every request while this one reads the answers, so git never waits for Python.
+
+        An object larger than ``max_size`` is ``Oversized``. Once the objects read hold more than
+        ``budget`` bytes, the rest are discarded and left out of the answer (the caller reads them
+        one by one when it needs them), so a read-ahead of many large files stays bounded too."""
+        out: dict[str, Blob] = {}
         if not shas:
             return out
         with self._batch_lock:
@@ -310,6 +387,7 @@ class Git:
                 write()
             else:
                 writer.start()
+            held = 0
             try:
                 for sha in shas:
                     header = stdout.readline().split()
@@ -318,7 +396,12 @@ class Git:
                             raise ValueError("cat-file ended early")
                         out[sha] = None
                         continue
-                    out[sha] = _read_exact(stdout, int(header[2]))
+                    size = int(header[2])
+                    if budget is not None and held + size > budget and (max_size is None or size <= max_size):
+                        _discard(stdout, size)  # over the budget: read again later, alone
+                    else:
+                        out[sha] = data = _content(stdout, size, max_size)
+                        held += len(data) if isinstance(data, bytes) else 0
                     stdout.read(1)
             except (OSError, ValueError) as exc:
                 self._close_batch()
@@ -361,6 +444,24 @@ def _end(proc: subprocess.Popen[bytes] | None) -> None:
                 pipe.close()
         proc.kill()
         proc.wait()
+
+
+def _content(stream: IO[bytes], size: int, max_size: int | None) -> bytes | Oversized:
+    """The ``size`` bytes of content next in a ``cat-file --batch`` stream, or ``Oversized``."""
+    if max_size is not None and size > max_size:
+        _discard(stream, size)
+        return Oversized(size)
+    return _read_exact(stream, size)
+
+
+def _discard(stream: IO[bytes], size: int) -> None:
+    """Skip ``size`` bytes of a stream a chunk at a time: at most ``STREAM_CHUNK`` held at once."""
+    left = size
+    while left:
+        chunk = stream.read(min(left, STREAM_CHUNK))
+        if not chunk:
+            raise ValueError("short read from git cat-file")
+        left -= len(chunk)
 
 
 def _read_exact(stream: IO[bytes], size: int) -> bytes:

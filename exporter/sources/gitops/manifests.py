@@ -19,10 +19,14 @@ import yaml
 
 from exporter.model import ManifestValue, Skip, utc
 from exporter.settings import GitOpsRepo, ManifestRule, Names
-from exporter.sources.git.repository import Git
+from exporter.sources.git.repository import Blob, Git, Oversized
 from exporter.sources.gitops import yamlscan
 
 SOURCE = "gitops"
+TOO_LARGE = "manifest_too_large"
+# The most blob content one read-ahead holds at once: READ_AHEAD commits of manifests near the size
+# cap would otherwise be held together (256 x 4 MiB). Past it, blobs are read one by one.
+PREFETCH_BUDGET = 16 << 20
 try:  # libyaml's loader is ~10x faster; the pure one is the fallback
     _Loader: type[Any] = yaml.CBaseLoader
 except AttributeError:  # pragma: no cover - depends on how PyYAML was built
@@ -64,13 +68,16 @@ class Extractor:
         self.rules = repo.manifests
         self.names = names
         self.git = git
+        self.max_bytes = repo.max_manifest_bytes
         self.parse = lru_cache(maxsize=4096)(self._parse)
-        self._prefetched: dict[str, bytes | None] = {}
+        self._prefetched: dict[str, Blob] = {}
 
     def prefetch(self, entries: list[_Entry]) -> None:
         """Read the blobs of many entries in one pipelined pass, ahead of parsing them."""
         wanted = [e.blob for e in entries if e.status != "D" and self.rule_for(e.path) is not None]
-        self._prefetched = self.git.read_blobs(list(dict.fromkeys(wanted)))
+        self._prefetched = self.git.read_blobs(
+            list(dict.fromkeys(wanted)), max_size=self.max_bytes, budget=PREFETCH_BUDGET
+        )
 
     def rule_for(self, path: str) -> tuple[ManifestRule, dict[str, str]] | None:
         for rule in self.rules:
@@ -85,9 +92,15 @@ class Extractor:
         if found is None:
             return (), None
         rule, parts = found
-        data = self._prefetched.pop(blob) if blob in self._prefetched else self.git.read_blob(blob)
+        data = (
+            self._prefetched.pop(blob)
+            if blob in self._prefetched
+            else self.git.read_blob(blob, max_size=self.max_bytes)
+        )
         if data is None:
             return (), "blob_missing"
+        if isinstance(data, Oversized):
+            return (), TOO_LARGE
         text = data.decode("utf-8", errors="replace")
         out: list[tuple[str, str, str]] = []
         if rule.yaml_key is not None:
@@ -176,7 +189,11 @@ def _parsed(
     for current, entries in pending:
         for entry in entries:
             triples, reason = extractor.parse(entry.blob, entry.path)
-            if reason is not None:
+            if reason == TOO_LARGE:  # counted once per (file, blob), however many commits set it
+                limit = extractor.max_bytes
+                where = f"{entry.path} at {current.commit[:12]}: blob {entry.blob[:12]} over {limit} bytes"
+                current.skips.append(Skip(SOURCE, reason, f"{entry.path}@{entry.blob}", where))
+            elif reason is not None:
                 current.skips.append(
                     Skip(SOURCE, reason, f"{current.commit}:{entry.path}", f"{entry.path} at {current.commit[:12]}")
                 )

@@ -365,8 +365,12 @@ class GitOpsIngester:
         rc: _Reconcile | None,
     ) -> None:
         for skip in commit.skips:
-            if tx.record_skip(skip):
-                result.skips += 1
+            if not tx.record_skip(skip):
+                continue
+            result.skips += 1
+            if skip.reason == "ambiguous_value":  # the first value is used: nothing was skipped
+                log.warning("gitops.ambiguous_value", where=skip.detail)
+            else:
                 log.warning("gitops.manifest_skipped", reason=skip.reason, where=skip.detail)
         for value in gitops.new_values(commit, state):
             key = gitops_natural_key(self.repo.key, value.commit, value.service, value.environment)

@@ -18,6 +18,7 @@ __all__ = [
     "github_environment_key",
     "github_pulls_cache_key",
     "gitops_natural_key",
+    "gitops_restated_key",
     "incident_key",
     "rollback_key",
     "sync_failed_key",
@@ -31,6 +32,13 @@ def gitops_natural_key(repo_key: str, manifest_commit: str, service: str, enviro
     """The natural key of the deployment a GitOps manifest commit made for a pair: how the store
     finds it again (an ingest re-run, an Argo CD sync of that commit)."""
     return f"gitops:{repo_key}:{manifest_commit}:{service}:{environment}"
+
+
+def gitops_restated_key(repo_key: str, old_head: str, new_head: str, service: str, environment: str) -> str:
+    """The deployment of the value a force-pushed head declares for a pair whose latest recorded
+    value differs (a reset back to an earlier bump): the rewritten commit that set the value may
+    already key the value's first deployment, so the branch's move from ``old_head`` keys this one."""
+    return f"gitops-restated:{repo_key}:{old_head}:{new_head}:{service}:{environment}"
 
 
 def argocd_deployment_key(uid: str, history_id: int) -> str:

@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import structlog
@@ -22,7 +23,7 @@ from exporter.errors import ErrorKind, SourceError
 from exporter.ingest import unify
 from exporter.ingest.repos import Repos, service_key
 from exporter.ingest.rollbacks import record_rollback
-from exporter.keys import gitops_natural_key
+from exporter.keys import gitops_natural_key, gitops_restated_key
 from exporter.model import Deployment, DeploymentSource, ManifestValue, Skip
 from exporter.settings import GITHUB_REPO_PREFIX, Config, GitOpsRepo, redact_url
 from exporter.sources import gitops
@@ -65,6 +66,7 @@ class _Reconcile:
     """
 
     orphans: dict[tuple[str, str], list[tuple[int, str]]] = field(default_factory=dict)
+    fresh: set[tuple[str, str]] = field(default_factory=set)  # pairs whose last replayed value is a new row
 
     def claim(self, pair: tuple[str, str], version: str) -> int | None:
         queue = self.orphans.get(pair, [])
@@ -219,11 +221,20 @@ def _loading(lister: ChangeLister | None) -> bool:
 class GitOpsIngester:
     """Polls one GitOps repository incrementally."""
 
-    def __init__(self, cfg: Config, repo: GitOpsRepo, store: Store, repos: Repos) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        repo: GitOpsRepo,
+        store: Store,
+        repos: Repos,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.repo = repo
         self.store = store
         self.repos = repos
+        self.clock = clock or (lambda: datetime.now(UTC))  # when a force-push is seen: its only time
         self.cursor_name = f"gitops:{repo.key}"
         self._listers: dict[str, ChangeLister] = {}
 
@@ -348,6 +359,7 @@ class GitOpsIngester:
             for commit in gitops.read_commits(git, self.repo, extractor, f"{base}..{head}" if base else head):
                 self._apply(tx, latest, links, git, commit, state, result, rc)
                 result.commits += 1
+            self._restate(tx, latest, links, git, state, rc, old_head=cursor, head=head, result=result)
             links.flush()
             tx.set_gitops_state(self.repo.key, state)
             tx.set_cursor(self.cursor_name, head)
@@ -365,8 +377,12 @@ class GitOpsIngester:
         rc: _Reconcile | None,
     ) -> None:
         for skip in commit.skips:
-            if tx.record_skip(skip):
-                result.skips += 1
+            if not tx.record_skip(skip):
+                continue
+            result.skips += 1
+            if skip.reason == "ambiguous_value":  # the first value is used: nothing was skipped
+                log.warning("gitops.ambiguous_value", where=skip.detail)
+            else:
                 log.warning("gitops.manifest_skipped", reason=skip.reason, where=skip.detail)
         for value in gitops.new_values(commit, state):
             key = gitops_natural_key(self.repo.key, value.commit, value.service, value.environment)
@@ -374,8 +390,54 @@ class GitOpsIngester:
                 claimed = rc.claim((value.service, value.environment), value.value)
                 if claimed is not None:
                     tx.relink_deployment(claimed, key, value.commit)
+                    rc.fresh.discard((value.service, value.environment))
                     continue
+                rc.fresh.add((value.service, value.environment))
             if self._deploy(tx, latest, links, git, value, key, result):
+                result.deployments += 1
+
+    def _restate(
+        self,
+        tx: Tx,
+        latest: _Latest,
+        links: _Links,
+        git: Git,
+        state: gitops.PairState,
+        rc: _Reconcile,
+        *,
+        old_head: str,
+        head: str,
+        result: IngestResult,
+    ) -> None:
+        """After a force-push replay: deploy what the new head declares for each pair whose latest
+        recorded value differs. A reset back to an earlier bump sets nothing new, and a rewritten
+        commit re-applying an earlier value re-links that value's old deployment; either way the
+        pair now runs the head's value, not the dropped one. Git does not record when a branch
+        was force-updated: the deployment is timed when this poll sees it."""
+        recorded: dict[tuple[str, str], str] = {}
+        for _, service, environment, version, _ in tx.gitops_deployments(self.repo.key):  # oldest first
+            recorded[(service, environment)] = version
+        moved = sorted(
+            (pair, value) for pair, value in state.items() if pair not in rc.fresh and recorded.get(pair) != value
+        )
+        if not moved:
+            return
+        subject = git.run("show", "-s", "--format=%s", head).strip()
+        seen = self.clock()
+        for (service, environment), value in moved:
+            prev, _ = latest.get(service, environment)
+            at = seen if prev is None else max(seen, prev.deployed_at)
+            log.info(
+                "gitops.force_push_moved_back",
+                repo=self.repo.key,
+                service=service,
+                environment=environment,
+                version=value,
+                replaced=recorded.get((service, environment)),
+            )
+            declared = ManifestValue(service, environment, value, "", head, at, subject)
+            key = gitops_restated_key(self.repo.key, old_head, head, service, environment)
+            if self._deploy(tx, latest, links, git, declared, key, result):
                 result.deployments += 1
 
     def _deploy(

@@ -22,7 +22,14 @@ __all__ = ["COUNTER_SOURCES", "KNOWN_UNMATCHED", "SOURCE_COUNTERS", "SelfMetrics
 
 # Unmatched reasons each source can report, exposed at 0 before the first one happens.
 KNOWN_UNMATCHED = {
-    "gitops": ("malformed_manifest", "missing_key", "non_scalar_value", "unresolved_tag", "blob_missing"),
+    "gitops": (
+        "malformed_manifest",
+        "missing_key",
+        "non_scalar_value",
+        "unresolved_tag",
+        "blob_missing",
+        "ambiguous_value",
+    ),
     "github": ("incident_unattributed", "incident_unmapped", "unknown_environment", "deployment_unfinished"),
     "argocd": ("unmapped_app",),
 }

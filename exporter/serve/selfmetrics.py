@@ -29,6 +29,7 @@ KNOWN_UNMATCHED = {
         "unresolved_tag",
         "blob_missing",
         "ambiguous_value",
+        "manifest_too_large",
     ),
     "github": ("incident_unattributed", "incident_unmapped", "unknown_environment", "deployment_unfinished"),
     "argocd": ("unmapped_app",),

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "argocd_deployment_key",
     "argocd_failed_sync_deployment_key",
+    "argocd_failure_prefixes",
     "degraded_key",
     "github_commit_cache_key",
     "github_deployment_failed_key",
@@ -77,6 +78,12 @@ def sync_failed_key(uid: str, started_at: float) -> str:
 def degraded_key(uid: str, at: float) -> str:
     """The failure of an Argo CD application turning Degraded at ``at``."""
     return f"degraded:{uid}:{at:.3f}"
+
+
+def argocd_failure_prefixes(uid: str) -> tuple[str, ...]:
+    """The prefixes of every failure one Argo CD application raised itself (its failed syncs and
+    degradations): what its deletion restores."""
+    return (f"sync_failed:{uid}:", f"degraded:{uid}:")
 
 
 def github_deployment_failure_key(repo: str, deployment_id: int) -> str:

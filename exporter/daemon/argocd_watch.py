@@ -87,7 +87,7 @@ class ArgoListener:
 
     def listed(self, scope: str, apps: Sequence[argocd_source.App]) -> None:
         started = time.monotonic()
-        out = self.argo.listed(apps)
+        out = self.argo.listed(apps, namespace=None if scope == "*" else scope)
         if out.gaps:
             self.health.count("history_gaps", "argocd", out.gaps)
         self.health.success("argocd", scope, time.monotonic() - started)

@@ -168,8 +168,13 @@ def _github_service_repos(cfg: Config) -> bool:
 
 
 def _health(cfg: Config, github: GitHubParts) -> Health:
-    """The parts each source reports on; readiness waits for each to be attempted once."""
-    parts: dict[str, list[str]] = {"gitops": [g.key for g in cfg.gitops]}
+    """The parts each configured source reports on; readiness waits for each to be attempted once.
+
+    A source that is not configured is not registered: it has no ``dora_exporter_source_up`` series
+    at all (an unconfigured source at 0 would fire DoraSourceDown after every start)."""
+    parts: dict[str, list[str]] = {}
+    if cfg.gitops:
+        parts["gitops"] = [g.key for g in cfg.gitops]
     if github.client is not None:
         github_parts = [
             *(["changes"] if _github_service_repos(cfg) else []),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 from exporter import keys
-from exporter.core.correlate import image_version, within
+from exporter.core.correlate import Transition, image_version, rollback_kind, within
 from exporter.errors import SourceError
 from exporter.ingest import unify
 from exporter.ingest.restores import restore_open
@@ -40,6 +40,8 @@ if TYPE_CHECKING:  # annotations only: the kubernetes client loads with the watc
 log = structlog.get_logger(__name__)
 
 SOURCE = "argocd"
+EARLIER_REVISION = "earlier_history_revision"  # the detail of a rollback judged from Argo CD's history alone
+DELETED = "Deleted"  # the status of the health transition recorded when an app is gone
 
 
 def map_app(app: App, mapping: AppMapping) -> tuple[str, str] | None:
@@ -104,9 +106,7 @@ class ArgoIngester:
             fp = app.fingerprint()
             if self._seen.get(app.uid) == fp:
                 return Outcome()
-            pair = map_app(app, self.cfg.argocd.mapping)
-            if pair is not None:
-                pair = (self.cfg.names.service(pair[0]), self.cfg.names.environment(pair[1]))
+            pair = self._pair(app)
             with self.store.transaction() as tx:
                 if pair is None:
                     out = Outcome()
@@ -119,13 +119,17 @@ class ArgoIngester:
             return out
 
     def deleted(self, app: App) -> bool:
-        """The Application is gone: its rows stay (they happened), its live state stops counting."""
+        """A watched ``DELETED`` event: the Application is gone (``forget``), at its
+        ``deletionTimestamp`` when it has one (a deletion held by finalizers), else now."""
+        at = app.deletion_requested or self.clock()
         with self._lock:
-            self._seen.pop(app.uid, None)
-            with self.store.transaction() as tx:
-                return tx.mark_argocd_app_deleted(app.uid)
+            return self._forget(app.uid, min(at, self.clock()), why="deleted")
 
-    def listed(self, apps: Sequence[App]) -> Outcome:
+    def listed(self, apps: Sequence[App], *, namespace: str | None) -> Outcome:
+        """A complete list of one scope (``namespace``, ``None`` for all): apply each app, then
+        forget every stored app of the scope that the list lacks. A list is the whole truth for
+        its scope (namespace and label selector): an app missing from it was deleted while the
+        exporter was not watching (stopped, disconnected, or before a ``410 Gone``)."""
         total = Outcome()
         for app in apps:
             out = self.apply(app)
@@ -134,9 +138,45 @@ class ArgoIngester:
             total.restores += out.restores
             total.gaps += out.gaps
             total.changed |= out.changed
+        present = {a.uid for a in apps if self._pair(a) is not None}  # one that maps to nothing now is gone too
+        with self._lock:
+            now = self.clock()
+            for uid in self.store.argocd_live_uids(namespace):
+                if uid not in present and self._forget(uid, now, why="missing_from_list"):
+                    total.changed = True
         return total
 
+    def _forget(self, uid: str, at: datetime, *, why: str) -> bool:
+        """The app is gone: its rows stay (they happened), its live state stops counting, and
+        its own open failures (failed syncs, degradations) are restored at ``at``. The caller
+        holds the lock. False when it was already known to be gone (or never stored)."""
+        self._seen.pop(uid, None)
+        with self.store.transaction() as tx:
+            app = tx.argocd_app(uid)
+            if app is None or app.deleted or not tx.mark_argocd_app_deleted(uid):
+                return False
+            pair = (app.service, app.environment)
+            tx.add_argocd_health(uid, at.timestamp(), DELETED, pair)
+            restored = tx.restore_app_failures(
+                keys.argocd_failure_prefixes(uid), at.timestamp(), note=f"restored: application deleted ({why})"
+            )
+        log.info("argocd.app_deleted", app=app.name, uid=uid, why=why, restored_failures=restored)
+        return True
+
     # -- one app ---------------------------------------------------------------------------------
+
+    def _pair(self, app: App) -> tuple[str, str] | None:
+        """The app's (service, environment) after name normalisation; ``None`` when it maps to
+        nothing or to an environment that is not configured (``cert-manager`` under the
+        ``{service}-{environment}`` template is not service ``cert`` in environment ``manager``)."""
+        pair = map_app(app, self.cfg.argocd.mapping)
+        if pair is None:
+            return None
+        service, environment = self.cfg.names.service(pair[0]), self.cfg.names.environment(pair[1])
+        if environment not in self.cfg.environments:
+            log.debug("argocd.unknown_environment", app=app.name, environment=environment)
+            return None
+        return service, environment
 
     def _apply(self, tx: Tx, app: App, pair: tuple[str, str]) -> Outcome:
         out = Outcome(changed=True)
@@ -168,13 +208,16 @@ class ArgoIngester:
         health = app.health
         healthy_since = prev.healthy_since if prev else None
         if health != (prev.health if prev else None) and health is not None:
-            tx.add_argocd_health(app.uid, now.timestamp(), health, pair)
-            log.info("argocd.health", app=app.name, health=health, was=prev.health if prev else None)
+            changed_at = self._health_changed_at(app, now)
+            tx.add_argocd_health(app.uid, changed_at.timestamp(), health, pair)
+            log.info("argocd.health", app=app.name, health=health, was=prev.health if prev else None,
+                     at=changed_at.isoformat(), observed=app.health_since is None)  # fmt: skip
             if health == "Healthy":
-                # first sight of a Healthy app: healthy since before anything we know of
-                healthy_since = now.timestamp() if prev is not None else 0.0
-                out.restores += self._restore(tx, pair, FailureReason.DEGRADED, now.timestamp())
-            elif health == "Degraded" and self._degraded(tx, app, pair, now):
+                # first sight of a Healthy app without a transition time: healthy since before anything we know of
+                first_unknown = prev is None and app.health_since is None
+                healthy_since = 0.0 if first_unknown else changed_at.timestamp()
+                out.restores += self._restore(tx, pair, FailureReason.DEGRADED, changed_at.timestamp())
+            elif health == "Degraded" and self._degraded(tx, app, pair, changed_at):
                 out.failures += 1
             if health != "Healthy":
                 healthy_since = None
@@ -238,10 +281,44 @@ class ArgoIngester:
                 baseline=tx.last_deployment(*pair) is None,
             )
             log.info("argocd.deployment", app=app.name, history_id=entry.id, version=version)
+        if not self.cfg.gitops and revision:
+            self._history_rollback(tx, app, entry, revision, dep_id)
         tx.add_argocd_history(
             app.uid, entry.id, app.name, pair, revision, entry.started_at.timestamp() if entry.started_at else None,
             entry.deployed_at.timestamp(), dep_id,
         )  # fmt: skip
+
+    def _history_rollback(self, tx: Tx, app: App, entry: HistoryEntry, revision: str, dep_id: int) -> bool:
+        """Without a GitOps repository (no ancestry to ask), a history entry whose revision differs
+        from the previous entry's and equals an older entry's is a return to an earlier version
+        (what ``argocd app rollback`` records): the previous entry's deployment failed, this one is
+        rework, under the same age guard as every rollback (``rollback_min_age``)."""
+        earlier = tx.argocd_history_before(app.uid, entry.id)
+        if not earlier or earlier[0][1] in (None, revision) or earlier[0][2] is None:
+            return False
+        if revision not in {rev for _, rev, _ in earlier[1:]}:
+            return False
+        prev = tx.deployment(earlier[0][2])
+        if prev is None or prev.id == dep_id:
+            return False
+        guard = Transition(prev.version, prev.deployed_at, revision, entry.time, "", is_ancestor_of_previous=True)
+        if rollback_kind(guard, self.cfg.revert_pattern, self.cfg.rollback_min_age) is None:
+            log.info("argocd.rollback_too_soon", app=app.name, history_id=entry.id, revision=revision)
+            return False
+        tx.add_failure(
+            natural_key=keys.rollback_key(prev.id),
+            service=prev.service,
+            environment=prev.environment,
+            reason=FailureReason.ROLLBACK,
+            started_at=prev.deployed_at.timestamp(),
+            deployment_id=prev.id,
+            restored_at=max(entry.time.timestamp(), prev.deployed_at.timestamp()),
+            restored_by=dep_id,
+            detail=EARLIER_REVISION,
+        )
+        tx.mark_rework(dep_id)
+        log.info("argocd.rollback", app=app.name, history_id=entry.id, revision=revision, failed=prev.id)
+        return True
 
     def _gitops_at(self, tx: Tx, pair: tuple[str, str], revision: str) -> tuple[Deployment | None, str | None]:
         """``unify.gitops_in_effect`` on the configured GitOps repositories' clones; (None, None)
@@ -289,17 +366,25 @@ class ArgoIngester:
         )
         log.warning("argocd.sync_failed", app=app.name, phase=op.phase, retries=op.retry_count)
 
-    def _degraded(self, tx: Tx, app: App, pair: tuple[str, str], now: datetime) -> bool:
-        last = tx.last_deployment(*pair)
-        if last is None or not within(last.deployed_at, now, self.cfg.failure_window):
+    def _health_changed_at(self, app: App, now: datetime) -> datetime:
+        """When the health status changed: ``status.health.lastTransitionTime`` (Argo CD 2.14+) when
+        present, so a change seen late (after a restart or an outage) is timed when it happened;
+        else ``now``, the observation. Never later than ``now`` (a controller clock ahead of ours)."""
+        return min(app.health_since, now) if app.health_since is not None else now
+
+    def _degraded(self, tx: Tx, app: App, pair: tuple[str, str], at: datetime) -> bool:
+        """A Degraded transition at ``at`` fails the pair's latest deployment at or before it, when
+        that deployment is at most ``failure_window`` older."""
+        last = tx.deployment_before(*pair, at.timestamp())
+        if last is None or not within(last.deployed_at, at, self.cfg.failure_window):
             log.info("argocd.degraded_unattributed", app=app.name)
             return False
         return tx.add_failure(
-            natural_key=keys.degraded_key(app.uid, now.timestamp()),
+            natural_key=keys.degraded_key(app.uid, at.timestamp()),
             service=pair[0],
             environment=pair[1],
             reason=FailureReason.DEGRADED,
-            started_at=now.timestamp(),
+            started_at=at.timestamp(),
             deployment_id=last.id,
             detail=f"{app.name} turned Degraded",
         )
@@ -309,6 +394,6 @@ class ArgoIngester:
         last = tx.last_deployment(*pair)
         for f in tx.open_failures(*pair, reason):
             by = last.id if last is not None and last.deployed_at.timestamp() > f.started_at.timestamp() else None
-            tx.restore_failure(f.id, at, by)
+            tx.restore_failure(f.id, max(at, f.started_at.timestamp()), by)
             n += 1
         return n

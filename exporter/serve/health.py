@@ -29,9 +29,11 @@ class Health:
     """Thread-safe counters and flags; cheap enough to read on every scrape."""
 
     def __init__(self, sources: dict[str, list[str]]) -> None:
+        """``sources``: each configured source and its parts. A source without parts is not
+        configured and gets no state, hence no health series, until it reports itself."""
         self._lock = threading.Lock()
-        self._expected = {s: set(parts) for s, parts in sources.items()}
-        self.sources: dict[str, SourceState] = {s: SourceState() for s in sources}
+        self._expected = {s: set(parts) for s, parts in sources.items() if parts}
+        self.sources: dict[str, SourceState] = {s: SourceState() for s in self._expected}
         self.errors: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.heartbeats: dict[str, float] = {}
         self.store_open = False

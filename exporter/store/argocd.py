@@ -4,6 +4,7 @@ became), sync operations, health transitions and history gaps."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from exporter.store.base import Queries
@@ -43,6 +44,26 @@ class ArgoReads(Queries):
         )
         return {(s, e): (bool(f), bool(d)) for s, e, f, d in rows}
 
+    def argocd_live_uids(self, namespace: str | None) -> list[str]:
+        """The uids of stored apps not known to be gone, in ``namespace`` (``None``: every namespace)."""
+        if namespace is None:
+            rows = self.conn.execute("SELECT uid FROM argocd_apps WHERE deleted = 0 ORDER BY uid")
+        else:
+            rows = self.conn.execute(
+                "SELECT uid FROM argocd_apps WHERE deleted = 0 AND namespace = ? ORDER BY uid", (namespace,)
+            )
+        return [str(r[0]) for r in rows]
+
+    def argocd_history_before(self, uid: str, history_id: int) -> list[tuple[int, str | None, int | None]]:
+        """(history id, revision, deployment id) of the app's stored entries before ``history_id``,
+        newest first: every entry ever seen, also those Argo CD has trimmed since."""
+        rows = self.conn.execute(
+            "SELECT history_id, revision, deployment_id FROM argocd_history WHERE uid = ? AND history_id < ? "
+            "ORDER BY history_id DESC",
+            (uid, history_id),
+        )
+        return [(int(h), r, d) for h, r, d in rows]
+
     def argocd_counts(self) -> dict[str, int]:
         """Persisted totals behind self-metrics, so they never decrease across restarts."""
         gaps = self.conn.execute("SELECT COALESCE(SUM(to_id - from_id + 1), 0) FROM argocd_gaps").fetchone()[0]
@@ -76,6 +97,21 @@ class ArgoWrites(Queries):
     def mark_argocd_app_deleted(self, uid: str) -> bool:
         cur = self.conn.execute("UPDATE argocd_apps SET deleted = 1 WHERE uid = ? AND deleted = 0", (uid,))
         return cur.rowcount > 0
+
+    def restore_app_failures(self, prefixes: Sequence[str], at: float, *, note: str) -> int:
+        """Restore the open failures whose natural key starts with one of ``prefixes`` (one app's
+        own failures) at ``at`` (never before a failure's start), by no deployment, with ``note``
+        appended to their detail so that ``explain`` says how they ended."""
+        n = 0
+        for prefix in prefixes:
+            cur = self.conn.execute(
+                "UPDATE failures SET restored_at = MAX(started_at, ?), restored_by = NULL, "
+                "detail = CASE WHEN detail = '' THEN ? ELSE detail || '; ' || ? END "
+                "WHERE restored_at IS NULL AND substr(natural_key, 1, ?) = ?",
+                (at, note, note, len(prefix), prefix),
+            )
+            n += cur.rowcount
+        return n
 
     def has_argocd_history(self, uid: str, history_id: int) -> bool:
         row = self.conn.execute(

@@ -80,7 +80,7 @@ def test_a_redeploy_of_the_same_revision_is_another_deployment_of_the_same_versi
     ]
     # the same observation again, and a relist, add nothing
     argo.apply(argo_app("u1", [(1, shas[0], at(90)), (2, shas[1], at(700)), (3, shas[1], at(900))]))
-    argo.listed([argo_app("u1", [(2, shas[1], at(700)), (3, shas[1], at(900))])])
+    argo.listed([argo_app("u1", [(2, shas[1], at(700)), (3, shas[1], at(900))])], namespace=None)
     assert len(exp.deployments()) == 3
 
 

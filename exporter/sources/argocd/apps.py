@@ -102,11 +102,15 @@ class App:
     health: str | None
     images: tuple[str, ...]
     resource_version: str = field(default="", compare=False)
+    # ``status.health.lastTransitionTime`` (Argo CD 2.14+): when the health status last changed.
+    health_since: datetime | None = None
+    # ``metadata.deletionTimestamp``: set when a deletion was requested (with finalizers, before it is gone).
+    deletion_requested: datetime | None = field(default=None, compare=False)
 
     def fingerprint(self) -> tuple[Any, ...]:
         """Everything that can change an outcome; equal fingerprints mean nothing to do."""
         return (self.name, tuple(sorted(self.labels.items())), self.destination_namespace, self.history,
-                self.operation, self.health, self.images)  # fmt: skip
+                self.operation, self.health, self.health_since, self.images)  # fmt: skip
 
 
 def _same_repo(a: str, b: str) -> bool:
@@ -164,7 +168,8 @@ def parse_app(obj: Mapping[str, Any]) -> App | None:
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     history = [e for e in (_history_entry(h) for h in status.get("history") or []) if e is not None]
-    health = (status.get("health") or {}).get("status")
+    health_raw = status.get("health") or {}
+    health = health_raw.get("status") if isinstance(health_raw, Mapping) else None
     return App(
         uid=uid,
         name=name,
@@ -176,4 +181,6 @@ def parse_app(obj: Mapping[str, Any]) -> App | None:
         health=health if isinstance(health, str) else None,
         images=tuple(str(i) for i in (status.get("summary") or {}).get("images") or []),
         resource_version=str(meta.get("resourceVersion") or ""),
+        health_since=_ts(health_raw.get("lastTransitionTime")) if isinstance(health_raw, Mapping) else None,
+        deletion_requested=_ts(meta.get("deletionTimestamp")),
     )

@@ -23,7 +23,15 @@ __all__ = ["COUNTER_SOURCES", "KNOWN_UNMATCHED", "SOURCE_COUNTERS", "SelfMetrics
 # Unmatched reasons each source can report, exposed at 0 before the first one happens.
 KNOWN_UNMATCHED = {
     "gitops": ("malformed_manifest", "missing_key", "non_scalar_value", "unresolved_tag", "blob_missing"),
-    "github": ("incident_unattributed", "incident_unmapped", "unknown_environment", "deployment_unfinished"),
+    "github": (
+        "incident_unattributed",
+        "incident_unmapped",
+        "unknown_environment",
+        "deployment_unfinished",
+        "compare_no_common_ancestor",
+        "compare_unavailable",
+        "compare_too_large",
+    ),
     "argocd": ("unmapped_app",),
 }
 # Self-metric counters kept in ``Health.counters``: name -> help; exposed per source that has them.

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "github"
 TOKEN = "ghp_fakeTokenForTests0000000000000000000"
+COMPARE_COMMITS_CAP = 10_000  # the most commits a compare lists, over all its pages
 
 
 def template(name: str) -> dict[str, Any]:
@@ -65,6 +66,7 @@ class FakeRepo:
         self.deployments: list[dict[str, Any]] = []  # oldest first; served newest first
         self.statuses: dict[int, list[dict[str, Any]]] = {}  # per deployment id, oldest first
         self._next_id = 5000000
+        self.unavailable_diff = False  # every compare answers "this diff is taking too long to generate"
 
     def deployment(self, sha: str, environment: str, created: float, ref: str = "main") -> int:
         """A deployment (``POST /repos/{o}/{r}/deployments`` as a workflow would make it); its id."""
@@ -401,10 +403,12 @@ class FakeGitHub:
     def _route(self, path: str, query: dict[str, str]) -> Answer:
         parts = path.strip("/").split("/")
         not_found: Answer = (404, {}, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
-        if len(parts) < 4 or parts[0] != "repos" or f"{parts[1]}/{parts[2]}" not in self.repos:
+        if len(parts) < 3 or parts[0] != "repos" or f"{parts[1]}/{parts[2]}" not in self.repos:
             return not_found
         repo = self.repos[f"{parts[1]}/{parts[2]}"]
         rest = parts[3:]
+        if not rest:  # GET /repos/{owner}/{repo}: the repository itself
+            return 200, {}, {"full_name": repo.full_name, "default_branch": "main", "private": True}
         handler: Callable[[], Answer] | None = None
         if rest[0] == "commits" and len(rest) == 3 and rest[2] == "pulls":
             sha = rest[1]
@@ -433,10 +437,37 @@ class FakeGitHub:
             base, head = rest[1].split("...", 1)
 
             def handler() -> Answer:
+                # GitHub's "Compare two commits" (docs.github.com/rest/commits/commits#compare-two-commits):
+                # an unknown (or garbage-collected) base or head is a 404 "Not Found"; two commits that
+                # share no history are a 404 "No common ancestor between <base> and <head>." (never a
+                # 200 "diverged", which needs a merge base).
                 if base not in repo.commits or head not in repo.commits:
                     return not_found
-                behind = repo.ancestors(base) - repo.ancestors(head)
-                ahead = [s for s in repo.order if s in repo.ancestors(head) - repo.ancestors(base)]
+                if repo.unavailable_diff:
+                    # GitHub gives up on some diffs ("Sorry, this diff is taking too long to generate.",
+                    # code not_available); seen as 422 for API clients, the same answer on every retry
+                    return (
+                        422,
+                        {},
+                        {
+                            "message": "Server Error: Sorry, this diff is taking too long to generate.",
+                            "errors": [{"resource": "Comparison", "field": "diff", "code": "not_available"}],
+                            "documentation_url": "https://docs.github.com/rest/commits/commits#compare-two-commits",
+                        },
+                    )
+                of_base, of_head = repo.ancestors(base), repo.ancestors(head)
+                if not of_base & of_head:
+                    return (
+                        404,
+                        {},
+                        {
+                            "message": f"No common ancestor between {base} and {head}.",
+                            "documentation_url": "https://docs.github.com/rest/commits/commits#compare-two-commits",
+                        },
+                    )
+                behind = of_base - of_head
+                only_head = of_head - of_base
+                ahead = [s for s in repo.order if s in only_head]
                 body = template("compare")
                 body["status"] = (
                     "identical"
@@ -453,7 +484,9 @@ class FakeGitHub:
                 body["files"] = [
                     {"filename": f, "status": "modified", "additions": 1, "deletions": 0, "changes": 1} for f in files
                 ]
-                chunk, headers = self._paged(path, query, ahead, default=250)
+                # PyGithub 2.10 (Comparison.commits): "At most 10000 commits can be retrieved": pages
+                # past the first 10,000 commits come back empty while total_commits counts them all
+                chunk, headers = self._paged(path, query, ahead[:COMPARE_COMMITS_CAP], default=250)
                 body["commits"] = [self._commit_json(repo, repo.commits[s], False) for s in chunk]
                 return 200, headers, body
 

@@ -36,7 +36,7 @@ from github.GithubException import BadCredentialsException, RateLimitExceededExc
 
 from exporter.errors import ErrorKind, SourceError
 
-__all__ = ["PER_PAGE", "SHA40", "SOURCE", "Cache", "Client", "MemoryCache", "Settings", "parse_time"]
+__all__ = ["PER_PAGE", "SHA40", "SOURCE", "Cache", "Client", "MemoryCache", "Settings", "StatusError", "parse_time"]
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +44,23 @@ SOURCE = "github"
 PER_PAGE = 100
 SHA40 = re.compile(r"^[0-9a-f]{40}$")
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
+
+
+class StatusError(SourceError):
+    """GitHub answered a 4xx the caller may read: ``status`` and GitHub's own ``message`` (the
+    ``message`` field of its error body, which tells, e.g., a compare of unrelated histories from a
+    missing repository; both are 404)."""
+
+    def __init__(self, kind: ErrorKind, where: str, status: int, body: Any) -> None:
+        message = str(body.get("message") or "")[:200] if isinstance(body, dict) else ""
+        super().__init__(SOURCE, kind, f"{where} answered {status}" + (f": {message}" if message else ""))
+        self.status = status
+        self.github_message = message
+
+
+def _status_error(url: str, status: int, body: Any) -> StatusError:
+    kind = ErrorKind.NOT_FOUND if status == 404 else ErrorKind.HTTP_ERROR
+    return StatusError(kind, f"GET {_path(url)}", status, body)
 
 
 class Cache(Protocol):
@@ -234,8 +251,7 @@ class Client:
         if status in missing:
             return None
         if status >= 400:
-            kind = ErrorKind.NOT_FOUND if status == 404 else ErrorKind.HTTP_ERROR
-            raise SourceError(SOURCE, kind, f"GET {_path(url)} answered {status}")
+            raise _status_error(url, status, data)
         etag = _header(headers, "etag")
         if conditional and etag:
             self.cache.put(key, etag, json.dumps(data))
@@ -258,9 +274,7 @@ class Client:
             stored = json.loads(cached[1])
             return stored["data"], stored["next"]
         if status >= 400:
-            raise SourceError(
-                SOURCE, ErrorKind.NOT_FOUND if status == 404 else ErrorKind.HTTP_ERROR, f"GET {_path(url)}: {status}"
-            )
+            raise _status_error(url, status, data)
         m = _NEXT.search(_header(headers, "link") or "")
         link = m.group(1) if m else None
         etag = _header(headers, "etag")

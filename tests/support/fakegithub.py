@@ -182,6 +182,15 @@ class FakeRepo:
         self.issues = [i for i in self.issues if i["number"] != number] + [raw]
         return raw
 
+    def relabel(self, number: int, labels: list[str], when: float) -> None:
+        """The issue's labels set to ``labels`` at ``when`` (adding or removing one updates the issue)."""
+        for raw in self.issues:
+            if raw["number"] == number:
+                raw.update(
+                    labels=[{"id": i, "name": n, "color": "d73a4a", "default": False} for i, n in enumerate(labels)],
+                    updated_at=iso(when),
+                )
+
     def update_issue(self, number: int, when: float, closed: float | None) -> None:
         for raw in self.issues:
             if raw["number"] == number:
@@ -504,16 +513,26 @@ class FakeGitHub:
         elif rest == ["issues"]:
 
             def handler() -> Answer:
-                label = query.get("labels")
+                # "List repository issues": labels is a comma-separated list, and an issue is listed
+                # only while it carries every one of them now: once a label is removed, the issue
+                # (and its later close) is no longer in a list filtered by that label
+                wanted = {lbl for lbl in query.get("labels", "").split(",") if lbl}
                 since = query.get("since")
                 items = [
                     i
                     for i in sorted(repo.issues, key=lambda i: (i["updated_at"], i["number"]))
-                    if (not label or label in [lbl["name"] for lbl in i["labels"]])
-                    and (not since or i["updated_at"] >= since)
+                    if wanted <= {lbl["name"] for lbl in i["labels"]} and (not since or i["updated_at"] >= since)
                 ]
                 chunk, headers = self._paged(path, query, items)
                 return 200, headers, chunk
+
+        elif rest[0] == "issues" and len(rest) == 2 and rest[1].isdigit():
+            number = int(rest[1])
+
+            def handler() -> Answer:
+                # "Get an issue": one issue by number whatever its labels (a pull request too)
+                raw = next((i for i in repo.issues if i["number"] == number), None)
+                return (200, {}, raw) if raw is not None else not_found
 
         elif rest == ["deployments"]:
 

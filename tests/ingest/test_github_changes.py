@@ -81,3 +81,17 @@ def test_a_compare_404_of_a_missing_repository_stays_an_error_to_retry(fake: Fak
     with pytest.raises(SourceError) as err:
         gh.changes("a" * 40, ["b" * 40], [])
     assert err.value.kind == "not_found" and type(err.value).__name__ != "RangeUnreadable"
+
+
+def test_no_pull_request_is_not_cached_while_the_commit_waits_in_an_open_one(fake: FakeGitHub) -> None:
+    """Deployed from a branch (to staging) before its pull request merged, then again after."""
+    repo = fake.repo("acme/shop")
+    repo.commit("initial", ["services/shop/main.py"], T0)
+    branch = repo.commit("feature", ["services/shop/a.py"], T0 + HOUR, move_head=False)
+    repo.open_pr(9, [branch], T0 + 2 * HOUR)
+    gh = GitHubRepo(client_for(fake, MemoryCache()), "acme/shop", True)
+    assert gh.pull_request_of(branch) is None  # only the open pull request is listed
+    repo.merge_pr(9, T0 + 5 * HOUR)
+    pr = gh.pull_request_of(branch)
+    assert pr is not None and pr.number == 9
+    assert gh.pull_request_of(branch) == pr and len(fake.hits(f"/commits/{branch}/pulls")) == 2  # now cached

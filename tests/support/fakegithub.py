@@ -140,6 +140,21 @@ class FakeRepo:
         self.commit_pulls[squash] = [number]
         return squash
 
+    def open_pr(self, number: int, commits: list[str], created: float) -> None:
+        """A pull request open on ``commits`` (branch commits, not on the default branch yet)."""
+        self.pulls[number] = FakePull(number, created, None, commits, None)
+        for sha in commits:
+            self.commit_pulls.setdefault(sha, []).append(number)
+
+    def merge_pr(self, number: int, when: float) -> str:
+        """Merge an open pull request with a merge commit onto the head; the merge commit's SHA."""
+        pr = self.pulls[number]
+        merge = self.commit(
+            f"Merge pull request #{number}", [], when, parents=[p for p in (self.head, pr.commits[-1]) if p]
+        )
+        pr.merged_at, pr.merge_sha = when, merge
+        return merge
+
     def ancestors(self, sha: str) -> set[str]:
         seen: set[str] = set()
         todo = [sha]
@@ -423,7 +438,14 @@ class FakeGitHub:
             sha = rest[1]
 
             def handler() -> Answer:
-                pulls = [self._pull_json(repo, repo.pulls[n]) for n in repo.commit_pulls.get(sha, [])]
+                # "List pull requests associated with a commit": the merged pull request that brought
+                # the commit in; for a commit not on the default branch yet, open ones as well
+                on_default = repo.head is not None and sha in repo.ancestors(repo.head)
+                pulls = [
+                    self._pull_json(repo, repo.pulls[n])
+                    for n in repo.commit_pulls.get(sha, [])
+                    if repo.pulls[n].merged_at is not None or not on_default
+                ]
                 return 200, {}, pulls
 
         elif rest[0] == "commits" and len(rest) >= 2:

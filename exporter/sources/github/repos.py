@@ -191,16 +191,20 @@ class GitHubRepo:
         return exc
 
     def pull_request_of(self, sha: str) -> PullRequest | None:
-        """The merged pull request that brought ``sha`` in, with its first commit's author time."""
+        """The merged pull request that brought ``sha`` in, with its first commit's author time.
+
+        ``None`` (no merged pull request yet) is not cached; a merged one is, for good."""
         key = github_pulls_cache_key(self.name, sha)
         hit = self.client.cache.get(key)
-        if hit is not None:
-            stored = json.loads(hit[1])
-            return None if stored is None else _pr_from(stored)
+        stored = json.loads(hit[1]) if hit is not None else None
+        if stored is not None:  # a "null" left by an older version is asked again
+            return _pr_from(stored)
         pulls = self.client.get_json(f"{self._base}/commits/{sha}/pulls", conditional=False) or []
         merged = sorted((p for p in pulls if p.get("merged_at")), key=lambda p: str(p["merged_at"]))
         if not merged:
-            self.client.cache.put(key, None, "null")
+            # not final: a commit not on the default branch yet lists its open pull requests, and
+            # its pull request may merge later (deployed to staging first, say): asked again then.
+            # Only a merged pull request is cached
             return None
         pr = merged[0]
         first = None

@@ -160,7 +160,7 @@ class Limit:
         return self.bounded(handler(schema))
 
 
-def _compile(value: Any, flags: int = 0) -> re.Pattern[str]:
+def _compile(value: Any, *, flags: int = 0) -> re.Pattern[str]:
     if not isinstance(value, str):
         raise ValueError("must be a regular expression string")
     try:
@@ -172,7 +172,7 @@ def _compile(value: Any, flags: int = 0) -> re.Pattern[str]:
 _REGEX_SCHEMA = {"type": "string", "description": "a regular expression (Python syntax)"}
 Pattern = Annotated[re.Pattern[str], PlainValidator(_compile), KEEP_NULL, WithJsonSchema(_REGEX_SCHEMA)]
 MultilinePattern = Annotated[
-    re.Pattern[str], PlainValidator(lambda v: _compile(v, re.MULTILINE)), WithJsonSchema(_REGEX_SCHEMA)
+    re.Pattern[str], PlainValidator(lambda v: _compile(v, flags=re.MULTILINE)), WithJsonSchema(_REGEX_SCHEMA)
 ]
 
 

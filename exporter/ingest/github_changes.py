@@ -6,6 +6,11 @@ previous resolved deployment of the pair and checks ancestry for rollbacks, one 
 transaction, oldest first. A GitHub fault stops the pass where it is; the queue keeps the rest
 for the next run, so a slow or failing GitHub never holds up a GitOps poll and nothing is lost.
 
+A range GitHub will never list (no common ancestor, a base it does not know, a diff it will not
+compute, more than 10,000 commits) is not a fault to retry: the deployment is settled without
+changes, counted once in ``unmatched{reason=...}`` and logged, and the queue moves on. Retrying it
+would hold every later deployment of every ``github:`` service back for good.
+
 Incidents are ingested by ``github_incidents``; the source's cache in the store is ``github_cache``.
 """
 
@@ -22,6 +27,7 @@ from exporter.ingest.repos import Repos
 from exporter.ingest.rollbacks import record_rollback
 from exporter.model import Change, Skip
 from exporter.settings import Config
+from exporter.sources.github.repos import RangeUnreadable
 from exporter.store import Store
 
 log = structlog.get_logger(__name__)
@@ -32,6 +38,7 @@ class ResolveResult:
     deployments: int = 0
     changes: int = 0
     unresolved: int = 0
+    unreadable: int = 0  # settled without changes: GitHub cannot list their range (RangeUnreadable)
     stopped: bool = False
 
 
@@ -79,8 +86,12 @@ class ChangeResolver:
         base = self.store.deployment_preceding(d, resolved=True)
         changes: list[Change] = []
         rollback = False
+        unreadable: RangeUnreadable | None = None
         if commit is not None and prev is not None and base is not None and base.commit:
-            changes = lister.changes(commit, [base.commit], svc.paths)
+            try:
+                changes = lister.changes(commit, [base.commit], svc.paths)
+            except RangeUnreadable as exc:
+                unreadable = exc  # settled below with no changes: asking again gives the same answer
         if commit is not None and prev is not None and prev.commit and prev.commit != commit:
             rollback = lister.is_ancestor(commit, prev.commit)
         with self.store.transaction() as tx:
@@ -91,6 +102,16 @@ class ChangeResolver:
                     log.warning("github.unresolved_tag", service=d.service, environment=d.environment, tag=d.version)
                 tx.resolve_pending(dep_id, None)
                 return
+            if unreadable is not None:
+                result.unreadable += 1
+                if tx.record_skip(Skip("github", unreadable.reason, key, f"{d.service} {d.environment} {unreadable}")):
+                    log.warning(
+                        "github.compare_unreadable",
+                        service=d.service,
+                        environment=d.environment,
+                        reason=unreadable.reason,
+                        detail=str(unreadable),
+                    )
             result.changes += tx.add_changes(dep_id, d.service, d.environment, changes)
             if rollback and prev is not None:
                 record_rollback(

@@ -7,6 +7,14 @@ window (or with no deployment) it is an *unattributed* failure: ``deployment_id`
 counted in time to restore, and counted once in ``unmatched{reason="incident_unattributed"}``.
 A closed issue restores the failure at ``closed_at``; a reopened one reopens it.
 
+**Removing the label** from an open incident closes it at that time (the issue's update time when
+it is first seen without the label), as if the issue had been closed: the failure stays counted,
+since ``dora_deployment_failures_total`` is a counter and may never decrease, and its time to
+restore ends there, so ``dora_failure_open`` goes back to 0. (A retraction that deletes the
+failure would make the counter go down.) Putting the label back reopens it, as a reopened issue
+does. The labelled list cannot show this (it lists only issues that carry the label now), so each
+pass also reads every open incident by number (``_revisit``): bounded by the open incidents.
+
 The issue list is read incrementally (``since`` = the last update applied, minus an overlap so an
 issue that moved between pages during a pass is read again); every write is an upsert on
 ``incident:<owner/name>#<number>``, so re-reading never double counts. Each issue commits with its
@@ -17,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -27,6 +35,7 @@ from exporter.model import Skip
 from exporter.settings import Config, IncidentService
 from exporter.sources.github.client import Client, parse_time
 from exporter.sources.github.issues import Issue, incident_issues
+from exporter.sources.github.issues import issue as read_issue
 from exporter.store import Store, Tx
 
 __all__ = ["SINCE_OVERLAP", "IncidentIngester", "IncidentResult", "service_of"]
@@ -43,6 +52,7 @@ class IncidentResult:
     unattributed: int = 0
     unmapped: int = 0
     deferred: int = 0
+    withdrawn: int = 0  # open incidents closed because their label was removed (or the issue is gone)
     stopped: bool = False
 
 
@@ -82,6 +92,7 @@ class IncidentIngester:
                 at = parse_time(cursor)
                 since = (at - SINCE_OVERLAP).strftime("%Y-%m-%dT%H:%M:%SZ") if at else None
             issues = incident_issues(self.client, repo, self.incidents.label, since)
+            listed: set[int] = set()  # carry the label now: no need to read them again this pass
             while True:
                 try:
                     issue = next(issues, None)
@@ -103,8 +114,41 @@ class IncidentIngester:
                     if cursor is None or issue.updated_at.isoformat() > cursor:
                         cursor = issue.updated_at.isoformat()
                         tx.set_cursor(cursor_name, cursor)
+                listed.add(issue.number)
                 result.issues += 1
+            if not self._revisit(repo, listed, result, stop):
+                return result
         return result
+
+    def _revisit(self, repo: str, listed: set[int], result: IncidentResult, stop: threading.Event) -> bool:
+        """Read each open incident of ``repo`` by number: one whose label was removed (or whose
+        issue is gone) is closed at that time. The labelled list cannot tell: it no longer shows
+        such an issue, nor its later close. Bounded by the open incidents; each answer unchanged
+        since the last pass is a ``304``. False when the pass stopped (budget, ``stop``)."""
+        for failure_id, number in self.store.open_incidents(repo):
+            if number in listed:
+                continue
+            if stop.is_set():
+                result.stopped = True
+                return False
+            try:
+                now = read_issue(self.client, repo, number)
+            except SourceError as exc:
+                if exc.kind != ErrorKind.BUDGET_EXHAUSTED:
+                    raise
+                result.stopped = True
+                return False
+            if now is None:
+                why, at = "issue_gone", datetime.now(UTC)
+            elif self.incidents.label not in now.labels:
+                why, at = "label_removed", now.updated_at  # its last update: when the label went
+            else:
+                continue  # still an incident: the list applies its close, reopening, edits
+            with self.store.transaction() as tx:
+                tx.restore_failure(failure_id, at.timestamp(), None)
+            result.withdrawn += 1
+            log.info("github.incident_withdrawn", issue=f"{repo}#{number}", why=why, restored_at=at.isoformat())
+        return True
 
     def _apply(self, tx: Tx, issue: Issue, result: IncidentResult) -> None:
         key = keys.incident_key(issue.repo, issue.number)

@@ -31,7 +31,15 @@ KNOWN_UNMATCHED = {
         "ambiguous_value",
         "manifest_too_large",
     ),
-    "github": ("incident_unattributed", "incident_unmapped", "unknown_environment", "deployment_unfinished"),
+    "github": (
+        "incident_unattributed",
+        "incident_unmapped",
+        "unknown_environment",
+        "deployment_unfinished",
+        "compare_no_common_ancestor",
+        "compare_unavailable",
+        "compare_too_large",
+    ),
     "argocd": ("unmapped_app",),
 }
 # Self-metric counters kept in ``Health.counters``: name -> help; exposed per source that has them.

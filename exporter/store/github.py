@@ -50,6 +50,18 @@ class GitHubReads(Queries):
         )
         return [_gh_row(r) for r in rows]
 
+    def open_incidents(self, repo: str) -> list[tuple[int, int]]:
+        """(failure id, issue number) of the incidents from ``repo``'s issues not restored yet.
+
+        The natural key is ``keys.incident_key``: ``incident:<owner/name>#<number>``."""
+        prefix = f"incident:{repo}#"
+        rows = self.conn.execute(
+            "SELECT id, natural_key FROM failures WHERE reason = 'incident' AND restored_at IS NULL "
+            "AND substr(natural_key, 1, ?) = ? ORDER BY id",
+            (len(prefix), prefix),
+        )
+        return [(int(fid), int(str(key)[len(prefix) :])) for fid, key in rows if str(key)[len(prefix) :].isdigit()]
+
 
 class GitHubWrites(Queries):
     def upsert_github_deployment(self, g: GitHubDeploymentRow) -> None:

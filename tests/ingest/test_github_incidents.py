@@ -144,3 +144,27 @@ def test_a_spent_budget_stops_the_incident_pass_without_losing_an_issue(
     assert spent.stopped and spent.issues == 0 and fake.hits("/issues") == []
     assert ing.poll().new == 1 and len(_failures(e, "shop")) == 1
     e.close()
+
+
+def test_removing_the_label_closes_the_incident_then_and_putting_it_back_reopens_it(
+    setup: tuple[Exporter, IncidentIngester], fake: FakeGitHub
+) -> None:
+    e, ing = setup
+    ops = fake.repo("acme/ops")
+    opened = T0 + DAY + 3 * HOUR
+    ops.issue(7, "Shop outage", ["incident", "service:shop"], opened)
+    ops.issue(8, "Shop slow", ["incident", "service:shop"], opened + HOUR)
+    assert ing.poll().new == 2
+    ops.relabel(7, ["service:shop"], opened + 2 * HOUR)  # a false alarm: the incident label goes
+    ops.update_issue(7, opened + 3 * HOUR, closed=opened + 3 * HOUR)  # closed later: no longer listed
+    result = ing.poll()
+    assert result.withdrawn == 1
+    assert [(f[3], f[2]) for f in _failures(e, "shop")] == [("acme/ops#7", opened + 3 * HOUR), ("acme/ops#8", None)]
+    # only open incidents the list did not show are read one by one (#8 is listed again, in the overlap)
+    assert [r.path for r in fake.hits("/issues/")] == ["/repos/acme/ops/issues/7"]
+    assert ing.poll().withdrawn == 0 and len(fake.hits("/issues/7")) == 1
+    ops.relabel(7, ["incident", "service:shop"], opened + 4 * HOUR)
+    ops.update_issue(7, opened + 4 * HOUR, closed=None)  # back as an incident, open
+    ing.poll()
+    assert _failures(e, "shop")[0][2] is None
+    e.close()

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "github"
 TOKEN = "ghp_fakeTokenForTests0000000000000000000"
+COMPARE_COMMITS_CAP = 10_000  # the most commits a compare lists, over all its pages
 
 
 def template(name: str) -> dict[str, Any]:
@@ -65,6 +66,7 @@ class FakeRepo:
         self.deployments: list[dict[str, Any]] = []  # oldest first; served newest first
         self.statuses: dict[int, list[dict[str, Any]]] = {}  # per deployment id, oldest first
         self._next_id = 5000000
+        self.unavailable_diff = False  # every compare answers "this diff is taking too long to generate"
 
     def deployment(self, sha: str, environment: str, created: float, ref: str = "main") -> int:
         """A deployment (``POST /repos/{o}/{r}/deployments`` as a workflow would make it); its id."""
@@ -138,6 +140,21 @@ class FakeRepo:
         self.commit_pulls[squash] = [number]
         return squash
 
+    def open_pr(self, number: int, commits: list[str], created: float) -> None:
+        """A pull request open on ``commits`` (branch commits, not on the default branch yet)."""
+        self.pulls[number] = FakePull(number, created, None, commits, None)
+        for sha in commits:
+            self.commit_pulls.setdefault(sha, []).append(number)
+
+    def merge_pr(self, number: int, when: float) -> str:
+        """Merge an open pull request with a merge commit onto the head; the merge commit's SHA."""
+        pr = self.pulls[number]
+        merge = self.commit(
+            f"Merge pull request #{number}", [], when, parents=[p for p in (self.head, pr.commits[-1]) if p]
+        )
+        pr.merged_at, pr.merge_sha = when, merge
+        return merge
+
     def ancestors(self, sha: str) -> set[str]:
         seen: set[str] = set()
         todo = [sha]
@@ -179,6 +196,15 @@ class FakeRepo:
             }
         self.issues = [i for i in self.issues if i["number"] != number] + [raw]
         return raw
+
+    def relabel(self, number: int, labels: list[str], when: float) -> None:
+        """The issue's labels set to ``labels`` at ``when`` (adding or removing one updates the issue)."""
+        for raw in self.issues:
+            if raw["number"] == number:
+                raw.update(
+                    labels=[{"id": i, "name": n, "color": "d73a4a", "default": False} for i, n in enumerate(labels)],
+                    updated_at=iso(when),
+                )
 
     def update_issue(self, number: int, when: float, closed: float | None) -> None:
         for raw in self.issues:
@@ -401,16 +427,25 @@ class FakeGitHub:
     def _route(self, path: str, query: dict[str, str]) -> Answer:
         parts = path.strip("/").split("/")
         not_found: Answer = (404, {}, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
-        if len(parts) < 4 or parts[0] != "repos" or f"{parts[1]}/{parts[2]}" not in self.repos:
+        if len(parts) < 3 or parts[0] != "repos" or f"{parts[1]}/{parts[2]}" not in self.repos:
             return not_found
         repo = self.repos[f"{parts[1]}/{parts[2]}"]
         rest = parts[3:]
+        if not rest:  # GET /repos/{owner}/{repo}: the repository itself
+            return 200, {}, {"full_name": repo.full_name, "default_branch": "main", "private": True}
         handler: Callable[[], Answer] | None = None
         if rest[0] == "commits" and len(rest) == 3 and rest[2] == "pulls":
             sha = rest[1]
 
             def handler() -> Answer:
-                pulls = [self._pull_json(repo, repo.pulls[n]) for n in repo.commit_pulls.get(sha, [])]
+                # "List pull requests associated with a commit": the merged pull request that brought
+                # the commit in; for a commit not on the default branch yet, open ones as well
+                on_default = repo.head is not None and sha in repo.ancestors(repo.head)
+                pulls = [
+                    self._pull_json(repo, repo.pulls[n])
+                    for n in repo.commit_pulls.get(sha, [])
+                    if repo.pulls[n].merged_at is not None or not on_default
+                ]
                 return 200, {}, pulls
 
         elif rest[0] == "commits" and len(rest) >= 2:
@@ -433,10 +468,37 @@ class FakeGitHub:
             base, head = rest[1].split("...", 1)
 
             def handler() -> Answer:
+                # GitHub's "Compare two commits" (docs.github.com/rest/commits/commits#compare-two-commits):
+                # an unknown (or garbage-collected) base or head is a 404 "Not Found"; two commits that
+                # share no history are a 404 "No common ancestor between <base> and <head>." (never a
+                # 200 "diverged", which needs a merge base).
                 if base not in repo.commits or head not in repo.commits:
                     return not_found
-                behind = repo.ancestors(base) - repo.ancestors(head)
-                ahead = [s for s in repo.order if s in repo.ancestors(head) - repo.ancestors(base)]
+                if repo.unavailable_diff:
+                    # GitHub gives up on some diffs ("Sorry, this diff is taking too long to generate.",
+                    # code not_available); seen as 422 for API clients, the same answer on every retry
+                    return (
+                        422,
+                        {},
+                        {
+                            "message": "Server Error: Sorry, this diff is taking too long to generate.",
+                            "errors": [{"resource": "Comparison", "field": "diff", "code": "not_available"}],
+                            "documentation_url": "https://docs.github.com/rest/commits/commits#compare-two-commits",
+                        },
+                    )
+                of_base, of_head = repo.ancestors(base), repo.ancestors(head)
+                if not of_base & of_head:
+                    return (
+                        404,
+                        {},
+                        {
+                            "message": f"No common ancestor between {base} and {head}.",
+                            "documentation_url": "https://docs.github.com/rest/commits/commits#compare-two-commits",
+                        },
+                    )
+                behind = of_base - of_head
+                only_head = of_head - of_base
+                ahead = [s for s in repo.order if s in only_head]
                 body = template("compare")
                 body["status"] = (
                     "identical"
@@ -453,7 +515,9 @@ class FakeGitHub:
                 body["files"] = [
                     {"filename": f, "status": "modified", "additions": 1, "deletions": 0, "changes": 1} for f in files
                 ]
-                chunk, headers = self._paged(path, query, ahead, default=250)
+                # PyGithub 2.10 (Comparison.commits): "At most 10000 commits can be retrieved": pages
+                # past the first 10,000 commits come back empty while total_commits counts them all
+                chunk, headers = self._paged(path, query, ahead[:COMPARE_COMMITS_CAP], default=250)
                 body["commits"] = [self._commit_json(repo, repo.commits[s], False) for s in chunk]
                 return 200, headers, body
 
@@ -471,16 +535,26 @@ class FakeGitHub:
         elif rest == ["issues"]:
 
             def handler() -> Answer:
-                label = query.get("labels")
+                # "List repository issues": labels is a comma-separated list, and an issue is listed
+                # only while it carries every one of them now: once a label is removed, the issue
+                # (and its later close) is no longer in a list filtered by that label
+                wanted = {lbl for lbl in query.get("labels", "").split(",") if lbl}
                 since = query.get("since")
                 items = [
                     i
                     for i in sorted(repo.issues, key=lambda i: (i["updated_at"], i["number"]))
-                    if (not label or label in [lbl["name"] for lbl in i["labels"]])
-                    and (not since or i["updated_at"] >= since)
+                    if wanted <= {lbl["name"] for lbl in i["labels"]} and (not since or i["updated_at"] >= since)
                 ]
                 chunk, headers = self._paged(path, query, items)
                 return 200, headers, chunk
+
+        elif rest[0] == "issues" and len(rest) == 2 and rest[1].isdigit():
+            number = int(rest[1])
+
+            def handler() -> Answer:
+                # "Get an issue": one issue by number whatever its labels (a pull request too)
+                raw = next((i for i in repo.issues if i["number"] == number), None)
+                return (200, {}, raw) if raw is not None else not_found
 
         elif rest == ["deployments"]:
 

@@ -23,7 +23,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +36,7 @@ from github.GithubException import BadCredentialsException, RateLimitExceededExc
 
 from exporter.errors import ErrorKind, SourceError
 
-__all__ = ["PER_PAGE", "SHA40", "SOURCE", "Cache", "Client", "MemoryCache", "Settings", "parse_time"]
+__all__ = ["PER_PAGE", "SHA40", "SOURCE", "Cache", "Client", "MemoryCache", "Settings", "StatusError", "parse_time"]
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +44,23 @@ SOURCE = "github"
 PER_PAGE = 100
 SHA40 = re.compile(r"^[0-9a-f]{40}$")
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
+
+
+class StatusError(SourceError):
+    """GitHub answered a 4xx the caller may read: ``status`` and GitHub's own ``message`` (the
+    ``message`` field of its error body, which tells, e.g., a compare of unrelated histories from a
+    missing repository; both are 404)."""
+
+    def __init__(self, kind: ErrorKind, where: str, status: int, body: Any) -> None:
+        message = str(body.get("message") or "")[:200] if isinstance(body, dict) else ""
+        super().__init__(SOURCE, kind, f"{where} answered {status}" + (f": {message}" if message else ""))
+        self.status = status
+        self.github_message = message
+
+
+def _status_error(url: str, status: int, body: Any) -> StatusError:
+    kind = ErrorKind.NOT_FOUND if status == 404 else ErrorKind.HTTP_ERROR
+    return StatusError(kind, f"GET {_path(url)}", status, body)
 
 
 class Cache(Protocol):
@@ -90,9 +107,38 @@ class _Recent:
             self.data[key] = (etag, body)
 
 
+# GitHub's REST docs, "Rate limits for the REST API" (exceeding the secondary rate limit): without a
+# ``retry-after`` header, "wait for at least one minute before retrying"
+SECONDARY_RATE_WAIT = 60.0
+
+
 class _BoundedRetry(GithubRetry):
-    """PyGithub's retry, with a server's ``Retry-After`` capped too: urllib3 would sleep whatever
-    a 403 or 429 asks for, which could hold a job far past its budget."""
+    """PyGithub's retry, with every rate-limit wait bounded by the job's remaining budget too.
+
+    ``max_rate_limit_wait`` is read by ``GithubRetry.increment`` (primary reset, secondary wait)
+    and by ``sleep_for_retry`` (``Retry-After``): here it is the smaller of the configured bound
+    and what is left of the calling thread's budget, so a wait that would outlast the job raises
+    ``RateLimitExceededExceedsMaxWait`` (``rate_limited``) at once instead of sleeping past it.
+    urllib3 would also sleep whatever ``Retry-After`` a 403 or 429 asks for: capped the same way."""
+
+    def __init__(self, *, budget_left: Callable[[], float | None] = lambda: None, **kw: Any) -> None:
+        self.budget_left = budget_left
+        super().__init__(**kw)
+
+    @property
+    def max_rate_limit_wait(self) -> float | None:
+        left = self.budget_left()
+        if left is None:
+            return self._max_wait
+        return max(0.0, left) if self._max_wait is None else min(self._max_wait, max(0.0, left))
+
+    @max_rate_limit_wait.setter
+    def max_rate_limit_wait(self, value: float | None) -> None:
+        self._max_wait = value
+
+    def new(self, **kw: Any) -> Any:
+        kw.setdefault("budget_left", self.budget_left)  # urllib3 copies a retry on each attempt
+        return super().new(**kw)
 
     def sleep_for_retry(self, response: Any) -> bool:
         retry_after = self.get_retry_after(response)
@@ -137,7 +183,8 @@ class Client:
             total=settings.retries,
             backoff_factor=settings.backoff_factor,
             max_rate_limit_wait=settings.max_rate_limit_wait,
-            secondary_rate_wait=min(60.0, settings.max_rate_limit_wait),
+            secondary_rate_wait=SECONDARY_RATE_WAIT,
+            budget_left=self._budget_left,
         )
         self._gh = Github(
             base_url=settings.base_url,
@@ -165,6 +212,10 @@ class Client:
             yield
         finally:
             self._local.deadline = previous
+
+    def _budget_left(self) -> float | None:
+        deadline = getattr(self._local, "deadline", None)
+        return None if deadline is None else deadline - time.monotonic()
 
     def _check_budget(self) -> None:
         deadline = getattr(self._local, "deadline", None)
@@ -199,7 +250,11 @@ class Client:
         except (requests.Timeout, TimeoutError) as exc:
             raise SourceError(SOURCE, ErrorKind.TIMEOUT, f"GET {_path(url)} timed out") from exc
         except requests.exceptions.RetryError as exc:
-            raise SourceError(SOURCE, ErrorKind.SERVER_ERROR, f"GET {_path(url)} kept failing: {_reason(exc)}") from exc
+            # out of retries (with ``retries: 0``, at the first answer): GithubRetry retries a 403
+            # only when it is a rate limit (Retry-After, or a rate-limit message), so a 403 or a
+            # 429 here is one, whatever the count of retries left
+            kind = ErrorKind.RATE_LIMITED if _retried_status(exc) in (403, 429) else ErrorKind.SERVER_ERROR
+            raise SourceError(SOURCE, kind, f"GET {_path(url)} kept failing: {_reason(exc)}") from exc
         except requests.ConnectionError as exc:
             kind = ErrorKind.TIMEOUT if "timed out" in str(exc).lower() else ErrorKind.CONNECTION
             raise SourceError(SOURCE, kind, f"GET {_path(url)}: cannot connect") from exc
@@ -234,8 +289,7 @@ class Client:
         if status in missing:
             return None
         if status >= 400:
-            kind = ErrorKind.NOT_FOUND if status == 404 else ErrorKind.HTTP_ERROR
-            raise SourceError(SOURCE, kind, f"GET {_path(url)} answered {status}")
+            raise _status_error(url, status, data)
         etag = _header(headers, "etag")
         if conditional and etag:
             self.cache.put(key, etag, json.dumps(data))
@@ -258,9 +312,7 @@ class Client:
             stored = json.loads(cached[1])
             return stored["data"], stored["next"]
         if status >= 400:
-            raise SourceError(
-                SOURCE, ErrorKind.NOT_FOUND if status == 404 else ErrorKind.HTTP_ERROR, f"GET {_path(url)}: {status}"
-            )
+            raise _status_error(url, status, data)
         m = _NEXT.search(_header(headers, "link") or "")
         link = m.group(1) if m else None
         etag = _header(headers, "etag")
@@ -286,6 +338,11 @@ def _auth(settings: Settings) -> Auth.Auth | None:
 def _path(url: str) -> str:
     """The path of a URL, for messages: never a query string (it could carry a token)."""
     return re.sub(r"^https?://[^/]+", "", url).split("?", 1)[0]
+
+
+def _retried_status(exc: Exception) -> int | None:
+    m = re.search(r"too many (\d+) error responses", str(exc))
+    return int(m.group(1)) if m else None
 
 
 def _reason(exc: Exception) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from exporter.errors import ErrorKind, SourceError
 from exporter.sources.github.client import SOURCE, Client, parse_time
 
-__all__ = ["Issue", "incident_issues"]
+__all__ = ["Issue", "incident_issues", "issue"]
 
 
 @dataclass(frozen=True)
@@ -35,16 +35,31 @@ def incident_issues(client: Client, repo: str, label: str, since: str | None) ->
         for raw in page:
             if "pull_request" in raw:
                 continue
-            opened, updated = parse_time(raw.get("created_at")), parse_time(raw.get("updated_at"))
-            if opened is None or updated is None:
-                raise SourceError(SOURCE, ErrorKind.BAD_RESPONSE, f"issue {repo}#{raw.get('number')} has no dates")
-            closed = parse_time(raw.get("closed_at")) if raw.get("state") == "closed" else None
-            yield Issue(
-                repo,
-                int(raw["number"]),
-                str(raw.get("title") or ""),
-                tuple(str(lbl["name"]) for lbl in raw.get("labels", []) if isinstance(lbl, dict)),
-                opened,
-                closed,
-                updated,
-            )
+            yield _issue(repo, raw)
+
+
+def issue(client: Client, repo: str, number: int) -> Issue | None:
+    """One issue by number, whatever its labels now; ``None`` when it is gone (404; 410: deleted).
+
+    The labelled list no longer shows an issue whose label was removed, so a known open incident is
+    read this way to see that (and its close). Asked with its ETag: an unchanged issue is a ``304``."""
+    raw = client.get_json(f"/repos/{repo}/issues/{number}", missing=(404, 410))
+    if not isinstance(raw, dict):
+        return None
+    return _issue(repo, raw)
+
+
+def _issue(repo: str, raw: dict[str, Any]) -> Issue:
+    opened, updated = parse_time(raw.get("created_at")), parse_time(raw.get("updated_at"))
+    if opened is None or updated is None:
+        raise SourceError(SOURCE, ErrorKind.BAD_RESPONSE, f"issue {repo}#{raw.get('number')} has no dates")
+    closed = parse_time(raw.get("closed_at")) if raw.get("state") == "closed" else None
+    return Issue(
+        repo,
+        int(raw["number"]),
+        str(raw.get("title") or ""),
+        tuple(str(lbl["name"]) for lbl in raw.get("labels", []) if isinstance(lbl, dict)),
+        opened,
+        closed,
+        updated,
+    )

@@ -16,11 +16,28 @@ from typing import Any
 from exporter.errors import ErrorKind, SourceError
 from exporter.keys import github_commit_cache_key, github_pulls_cache_key
 from exporter.model import Change, PullRequest
-from exporter.sources.github.client import SHA40, SOURCE, Client, parse_time
+from exporter.sources.github.client import SHA40, SOURCE, Client, StatusError, parse_time
 
-__all__ = ["COMPARE_FILES_LIMIT", "CommitInfo", "GitHubRepo"]
+__all__ = ["COMPARE_COMMITS_LIMIT", "COMPARE_FILES_LIMIT", "CommitInfo", "GitHubRepo", "RangeUnreadable"]
 
 COMPARE_FILES_LIMIT = 300  # GitHub lists at most 300 files in a compare or commit: more may exist
+# PyGithub 2.10, Comparison.commits: "At most 10000 commits can be retrieved" through a compare's pages
+COMPARE_COMMITS_LIMIT = 10_000
+
+
+class RangeUnreadable(SourceError):
+    """GitHub will never list the commits between these two: asking again gives the same answer.
+
+    ``reason`` is a bounded name for ``dora_exporter_unmatched_total``: ``compare_no_common_ancestor``
+    (the two share no history), ``compare_unavailable`` (the base is unknown to GitHub, e.g. garbage
+    collected after a force push, or GitHub will not compute the diff) or ``compare_too_large`` (more
+    commits than a compare can list). The caller settles the deployment instead of retrying forever."""
+
+    REASONS = ("compare_no_common_ancestor", "compare_unavailable", "compare_too_large")
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(SOURCE, ErrorKind.BAD_REQUEST, message)
+        self.reason = reason
 
 
 def _matches(path: str, specs: Sequence[str]) -> bool:
@@ -123,12 +140,19 @@ class GitHubRepo:
         commits: list[CommitInfo] = []
         files: list[str] = []
         total = None
-        # compare commits are immutable for two SHAs: no ETag round trip needed
-        for page in self.client.pages(f"{self._base}/compare/{exclude[0]}...{head}", conditional=False):
-            if total is None:
-                total = int(page.get("total_commits", 0))
-                files = [f["filename"] for f in page.get("files", [])]
-            commits.extend(_commit_info(c) for c in page.get("commits", []))
+        try:
+            # compare commits are immutable for two SHAs: no ETag round trip needed
+            for page in self.client.pages(f"{self._base}/compare/{exclude[0]}...{head}", conditional=False):
+                if total is None:
+                    total = int(page.get("total_commits", 0))
+                    if total > COMPARE_COMMITS_LIMIT:
+                        raise RangeUnreadable(
+                            "compare_too_large", f"{exclude[0][:12]}...{head[:12]} has {total} commits"
+                        )
+                    files = [f["filename"] for f in page.get("files", [])]
+                commits.extend(_commit_info(c) for c in page.get("commits", []))
+        except StatusError as exc:
+            raise self._unreadable(exc, exclude[0], head) from exc
         if total is not None and len(commits) < total:
             raise SourceError(SOURCE, ErrorKind.BAD_RESPONSE, f"compare listed {len(commits)} of {total} commits")
         complete = len(files) < COMPARE_FILES_LIMIT
@@ -149,17 +173,38 @@ class GitHubRepo:
             out.append(Change(c.sha, c.author_time, c.commit_time, c.subject, self.pull_requests, pr))
         return out
 
+    def _unreadable(self, exc: StatusError, base: str, head: str) -> SourceError:
+        """What a failed compare means: a range GitHub will never list, or an error to retry.
+
+        A 404 is either the range (no common ancestor; a base GitHub does not know) or the repository
+        itself (gone, or not readable with these credentials): the repository is asked to tell them
+        apart, as only the first is settled for good. A 422 "diff is taking too long" is GitHub's
+        final word on that pair too."""
+        where = f"{base[:12]}...{head[:12]}: {exc.github_message or exc.status}"
+        if exc.status == 404 and exc.github_message.lower().startswith("no common ancestor"):
+            return RangeUnreadable("compare_no_common_ancestor", where)
+        if exc.status == 422 and "too long" in exc.github_message.lower():
+            return RangeUnreadable("compare_unavailable", where)
+        if exc.status == 404:
+            self.client.get_json(self._base)  # raises not_found when the repository is what is missing
+            return RangeUnreadable("compare_unavailable", where)
+        return exc
+
     def pull_request_of(self, sha: str) -> PullRequest | None:
-        """The merged pull request that brought ``sha`` in, with its first commit's author time."""
+        """The merged pull request that brought ``sha`` in, with its first commit's author time.
+
+        ``None`` (no merged pull request yet) is not cached; a merged one is, for good."""
         key = github_pulls_cache_key(self.name, sha)
         hit = self.client.cache.get(key)
-        if hit is not None:
-            stored = json.loads(hit[1])
-            return None if stored is None else _pr_from(stored)
+        stored = json.loads(hit[1]) if hit is not None else None
+        if stored is not None:  # a "null" left by an older version is asked again
+            return _pr_from(stored)
         pulls = self.client.get_json(f"{self._base}/commits/{sha}/pulls", conditional=False) or []
         merged = sorted((p for p in pulls if p.get("merged_at")), key=lambda p: str(p["merged_at"]))
         if not merged:
-            self.client.cache.put(key, None, "null")
+            # not final: a commit not on the default branch yet lists its open pull requests, and
+            # its pull request may merge later (deployed to staging first, say): asked again then.
+            # Only a merged pull request is cached
             return None
         pr = merged[0]
         first = None

@@ -21,6 +21,7 @@ from exporter.ingest.argocd import ArgoIngester
 from exporter.ingest.gitops import GitOpsIngester
 from exporter.ingest.repos import Repos
 from exporter.serve import DoraCollector, Exposition, GitHubWebhook, Health, HttpApp, SnapshotHolder, explain
+from exporter.serve.explain import explain_page
 from exporter.settings import GITHUB_REPO_PREFIX, Config
 from exporter.store import Store
 
@@ -111,7 +112,7 @@ def build(cfg: Config) -> Components:
             registry,
             health,
             holder.get,
-            lambda service, environment: explain(store, cfg.change_start, service, environment),
+            lambda request: explain_page(store, cfg.change_start, request),
             cfg.production_environment,
             cfg.windows[min(2, len(cfg.windows) - 1)].label,  # the landing page's window
             exposition,

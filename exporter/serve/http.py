@@ -32,8 +32,8 @@ __all__ = ["HEARTBEAT_MAX_AGE", "HttpApp"]
 log = structlog.get_logger(__name__)
 
 HEARTBEAT_MAX_AGE = 60.0
-# (status, body, content type) of one GET
-Reply = tuple[HTTPStatus, bytes, str]
+# (status, body, content type) of one GET, and its extra headers when it has some
+Reply = tuple[HTTPStatus, bytes, str] | tuple[HTTPStatus, bytes, str, dict[str, str]]
 
 
 class _Server(ThreadingHTTPServer):
@@ -137,7 +137,7 @@ def _readyz(app: HttpApp, url: SplitResult, accept: str) -> Reply:
 
 
 def _deployments(app: HttpApp, url: SplitResult, accept: str) -> Reply:
-    return HTTPStatus.OK, api.deployments(app.explain, url.query), "application/json"
+    return api.deployments(app.explain, url.path, url.query)
 
 
 def _landing(app: HttpApp, url: SplitResult, accept: str) -> Reply:
@@ -164,10 +164,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
-        status, body, content_type = self.app.get(urlsplit(self.path), self.headers.get("Accept", ""))
+        reply = self.app.get(urlsplit(self.path), self.headers.get("Accept", ""))
+        status, body, content_type = reply[:3]
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        for name, value in (reply[3] if len(reply) == 4 else {}).items():
+            self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)

@@ -103,7 +103,7 @@ def test_migrations_set_user_version_and_wal(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "dora.db"
     store = Store(path)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 7
+        assert store.schema_version == len(MIGRATIONS) == 8
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -176,7 +176,7 @@ def test_a_version_3_store_migrates_to_github_deployments_keeping_its_rows(tmp_p
     conn.close()
     store = Store(path)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 7  # through 4 (an index), 5, 6 and 7
+        assert store.schema_version == len(MIGRATIONS) == 8  # through 4 (an index), 5, 6, 7 and 8
         assert [d.commit for d in store.deployments()] == ["abc"] and store.cursor("gitops:x") == "head"
         assert store.open_github_deployments("acme/shop") == []
         row = GitHubDeploymentRow("acme/shop", 7, "s", "prod", "f" * 40, 50.0, "in_progress", False)
@@ -286,7 +286,7 @@ def test_a_version_6_store_migrates_to_the_external_manifest_index(tmp_path: Pat
     conn.close()
     store = Store(path)
     try:
-        assert store.schema_version == 7
+        assert store.schema_version == len(MIGRATIONS)
         names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert "deployments_external_manifest" in names and "deployments_manifest" not in names
         _check_manifest_lookups(store, ids)

@@ -74,7 +74,7 @@ class Components:
 
 def build(cfg: Config) -> Components:
     """Open the store and build every collaborator; starts nothing (``Lifecycle.run`` does)."""
-    store = Store(cfg.store_path)
+    store = Store(cfg.store_path, exclusive=True)  # one daemon per store
     github = _github(cfg, store)
     repos = Repos(cfg, github.client)
     github = _github_ingesters(cfg, store, repos, github)

@@ -48,9 +48,11 @@ class Store(Reads):
     """The database file. ``transaction()`` for writes; plain methods read on a pooled connection,
     lent for one statement (any thread may read, and none keeps a connection)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, exclusive: bool = False) -> None:
+        """``exclusive``: open as the store's one writer (a daemon), refused while another process
+        is; readers (``report``, ``explain``, tests) leave it off."""
         self.path = path
-        self._engine = SQLiteEngine(path)
+        self._engine = SQLiteEngine(path, exclusive=exclusive)
         self._kept_totals = KeptLeadTotals()
 
     @property

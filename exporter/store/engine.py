@@ -40,6 +40,7 @@ import structlog
 
 from exporter.errors import ErrorKind, StoreError
 from exporter.store.connection import Connection, Params, Row
+from exporter.store.lock import WriterLock
 from exporter.store.migrations import MIGRATIONS
 from exporter.store.pool import READERS, ReaderPool
 
@@ -126,6 +127,15 @@ def _prepare_directory(path: Path) -> None:
         raise _readonly(path, "checked at open")
 
 
+def _writer_lock(path: Path) -> WriterLock:
+    try:
+        return WriterLock(path)
+    except OSError as exc:
+        if _unwritable(path) is not None:
+            raise _readonly(path, f"cannot create its lock file: {exc.strerror}") from exc
+        raise StoreError(f"store {path}: cannot create its lock file: {exc.strerror}") from exc
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -210,10 +220,18 @@ class _PooledReads:
 class SQLiteEngine:
     """One database file: its connections, schema and transactions."""
 
-    def __init__(self, path: Path, *, readers: int = READERS) -> None:
+    def __init__(self, path: Path, *, exclusive: bool = False, readers: int = READERS) -> None:
+        """``exclusive``: this process is the store's writer (a daemon); refuse to open while
+        another process is (``store.lock``)."""
         self.path = path
         _prepare_directory(path)
-        self._writer = _connect(path)
+        self._lock = _writer_lock(path) if exclusive else None
+        try:
+            self._writer = _connect(path)
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
         self._write_lock = threading.RLock()
         self._depth = 0  # nesting of transaction() on the thread holding the write lock
         self._pool: ReaderPool[sqlite3.Connection] = ReaderPool(
@@ -392,3 +410,5 @@ class SQLiteEngine:
         self._pool.close()
         with self._write_lock:
             self._writer.close()
+        if self._lock is not None:
+            self._lock.release()  # last: the next writer may start once the database is closed

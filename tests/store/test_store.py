@@ -658,3 +658,32 @@ def test_a_stop_while_the_graph_loads_abandons_the_batch_and_the_next_poll_conve
         release.set()
         daemon.close()
     assert natural_rows(out / "stopped" / "dora.db") == natural_rows(out / "reference" / "dora.db")
+
+
+def test_webhook_events_past_the_retention_are_pruned_a_bounded_number_per_insert(tmp_path: Path) -> None:
+    from exporter.store.bookkeeping import WEBHOOK_EVENT_RETENTION_SECONDS, WEBHOOK_EVENTS_PRUNED_PER_INSERT
+
+    def count() -> int:
+        return int(store.conn.execute("SELECT COUNT(*) FROM webhook_events").fetchone()[0])
+
+    store = Store(tmp_path / "dora.db")
+    t0 = 1_767_225_600.0  # 2026-01-01
+    horizon = t0 + WEBHOOK_EVENT_RETENTION_SECONDS
+    try:
+        with store.transaction() as tx:
+            for n in range(250):
+                assert tx.add_webhook_event("argocd", f"old-{n}", "{}", now=t0)
+        with store.transaction() as tx:
+            assert tx.add_webhook_event("argocd", "recent", "{}", now=horizon - 60)
+            assert not tx.add_webhook_event("argocd", "old-0", "{}", now=horizon - 60)  # within it: a replay
+        assert count() == 251
+        with store.transaction() as tx:
+            assert tx.add_webhook_event("argocd", "new-1", "{}", now=horizon + 1)
+        assert count() == 252 - WEBHOOK_EVENTS_PRUNED_PER_INSERT  # bounded: the oldest 100 only
+        with store.transaction() as tx:
+            for n in range(2, 5):
+                tx.add_webhook_event("argocd", f"new-{n}", "{}", now=horizon + n)
+        keys = {k for (k,) in store.conn.execute("SELECT key FROM webhook_events")}
+        assert keys == {"recent", "new-1", "new-2", "new-3", "new-4"}
+    finally:
+        store.close()

@@ -21,7 +21,13 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import structlog
+
+from exporter.errors import StoreError
+
 __all__ = ["LIMIT_DEFAULT", "LIMIT_MAX", "ApiReply", "BadRequest", "Explain", "Page", "PageRequest", "deployments"]
+
+log = structlog.get_logger(__name__)
 
 LIMIT_DEFAULT = 100  # about 100 kB of JSON with a few changes each: a screenful for a person
 LIMIT_MAX = 1000  # about 1 MB of JSON a page, whatever the size of the history
@@ -66,7 +72,12 @@ def deployments(explain: Explain, path: str, query: str) -> ApiReply:
     except BadRequest as exc:
         body = json.dumps({"error": str(exc)}).encode()
         return HTTPStatus.BAD_REQUEST, body, "application/json", {}
-    page = explain(request)
+    try:
+        page = explain(request)
+    except StoreError as exc:  # busy or failing: the caller may retry; the log has the cause
+        log.error("api.store_failed", kind=exc.kind, error=str(exc))
+        body = json.dumps({"error": "store unavailable"}).encode()
+        return HTTPStatus.SERVICE_UNAVAILABLE, body, "application/json", {"Retry-After": "5"}
     cursor = None if page.next_after is None else encode_cursor(page.next_after)
     body = json.dumps({"deployments": page.items, "next_cursor": cursor}, indent=1).encode()
     headers = {}

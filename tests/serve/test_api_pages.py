@@ -260,3 +260,23 @@ def test_eight_parallel_unfiltered_calls_hold_bounded_memory(api: Api) -> None:
         tracemalloc.stop()
     assert not errors
     assert peak - base < PARALLEL_PEAK_BOUND, f"peak {(peak - base) / 2**20:.1f} MiB"
+
+
+def test_a_store_that_fails_is_a_503_not_a_dropped_connection(tmp_path_factory: pytest.TempPathFactory) -> None:
+    store = Store(tmp_path_factory.mktemp("closed") / "dora.db")
+    app = HttpApp(
+        CollectorRegistry(),
+        Health({}),
+        lambda: snapshot.Snapshot(datetime.now(UTC)),
+        lambda request: explain_page(store, "first_commit", request),
+        "prod",
+        "30d",
+    )
+    host, port = app.serve("127.0.0.1", 0)
+    store.close()  # every read now fails with a StoreError
+    try:
+        status, headers, body = get(f"http://{host}:{port}/api/deployments")
+    finally:
+        app.shutdown()
+    assert (status, body) == (503, {"error": "store unavailable"})
+    assert headers["Retry-After"] == "5"

@@ -57,6 +57,9 @@ class ErrorKind(StrEnum):
     BAD_RESPONSE = "bad_response"
     # failures that are not a source's own: the store, or a bug caught by the daemon's guard
     STORE = "store"
+    STORE_FULL = "store_full"  # the store's filesystem is full: more space, not a restart, fixes it
+    STORE_CORRUPT = "store_corrupt"  # the store's pages are damaged: restore it or move it aside
+    STORE_READONLY = "store_readonly"  # the store (or its directory, or the filesystem) cannot be written
     UNEXPECTED = "unexpected"
 
 
@@ -70,4 +73,11 @@ class SourceError(DoraError):
 
 
 class StoreError(DoraError):
-    """The embedded store could not be opened, migrated or written."""
+    """The embedded store could not be opened, migrated, read or written.
+
+    ``kind`` tells the faults an operator fixes differently apart (a full disk, a corrupt file, a
+    read-only one) from the rest (``ErrorKind.STORE``); it is the ``kind`` label of a job's error."""
+
+    def __init__(self, message: str, *, kind: ErrorKind = ErrorKind.STORE) -> None:
+        super().__init__(message)
+        self.kind = kind

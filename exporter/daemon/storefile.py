@@ -18,17 +18,21 @@ __all__ = ["open_store"]
 _FIX = "point store.path at a file in a directory this user can write"
 
 
-def open_store(path: Path) -> Store:
-    """``Store(path)``, with an ``OSError`` or an unwritable place turned into a ``StoreError``."""
+def open_store(path: Path, *, exclusive: bool = False) -> Store:
+    """``Store(path)``, with an ``OSError`` or an unwritable place turned into a ``StoreError`` that
+    names ``store.path`` and keeps the store's own kind (full, corrupt, read-only). ``exclusive``:
+    take the store's lock, as a daemon does (``report`` and ``explain`` read beside a running one)."""
     try:
-        return Store(path)
+        return Store(path, exclusive=exclusive)
     except OSError as exc:
         raise StoreError(f"store.path {path}: {_os_reason(exc)}; {_FIX}") from exc
     except StoreError as exc:
         unwritable = _unwritable(path)
-        if unwritable is None:
-            raise
-        raise StoreError(f"store.path {path}: {unwritable} is not writable by this user ({exc}); {_FIX}") from exc
+        if unwritable is None:  # the store said what is wrong; say which setting points there
+            raise StoreError(f"store.path: {exc}", kind=exc.kind) from exc
+        raise StoreError(
+            f"store.path {path}: {unwritable} is not writable by this user ({exc}); {_FIX}", kind=exc.kind
+        ) from exc
 
 
 def _os_reason(exc: OSError) -> str:

@@ -90,7 +90,7 @@ def guard(run: Callable[[], _R], *, task: Task, health: Health) -> Attempt[_R]:
             crashed: Attempt[_R] = _crashed(task, health, exc)
             log.exception(task.crashed, **task.context)
             return crashed
-        health.failure(task.source, task.part, ErrorKind.STORE, str(exc))
+        health.failure(task.source, task.part, exc.kind, str(exc))  # store, store_full, store_corrupt, ...
         log.error(task.store_failed, **task.context, **task.store_context, error=str(exc))
         return Attempt(Outcome.STORE_FAILED, error=exc)
     except Exception as exc:

@@ -22,6 +22,7 @@ from exporter.ingest.argocd import ArgoIngester
 from exporter.ingest.gitops import GitOpsIngester
 from exporter.ingest.repos import Repos
 from exporter.serve import DoraCollector, Exposition, GitHubWebhook, Health, HttpApp, SnapshotHolder, explain
+from exporter.serve.explain import explain_page
 from exporter.settings import GITHUB_REPO_PREFIX, Config
 from exporter.store import Store
 
@@ -74,7 +75,7 @@ class Components:
 
 def build(cfg: Config) -> Components:
     """Open the store and build every collaborator; starts nothing (``Lifecycle.run`` does)."""
-    store = open_store(cfg.store_path)
+    store = open_store(cfg.store_path, exclusive=True)  # one daemon per store
     github = _github(cfg, store)
     repos = Repos(cfg, github.client)
     github = _github_ingesters(cfg, store, repos, github)
@@ -112,7 +113,7 @@ def build(cfg: Config) -> Components:
             registry,
             health,
             holder.get,
-            lambda service, environment: explain(store, cfg.change_start, service, environment),
+            lambda request: explain_page(store, cfg.change_start, request),
             cfg.production_environment,
             cfg.windows[min(2, len(cfg.windows) - 1)].label,  # the landing page's window
             exposition,

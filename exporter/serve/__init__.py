@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from exporter.serve.collector import DoraCollector
-from exporter.serve.explain import explain
+from exporter.serve.explain import explain, explain_page
 from exporter.serve.exposition import Exposition, SnapshotHolder
 from exporter.serve.health import Health
 from exporter.serve.http import HttpApp
@@ -22,4 +22,5 @@ __all__ = [
     "SelfMetrics",
     "SnapshotHolder",
     "explain",
+    "explain_page",
 ]

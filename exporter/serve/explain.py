@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from exporter.core.correlate import lead_seconds
-from exporter.model import Deployment
+from exporter.model import Deployment, Failure
+from exporter.serve.api import Page, PageRequest
 from exporter.store import Store
 
-__all__ = ["explain"]
+__all__ = ["explain", "explain_page"]
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -18,8 +19,29 @@ def _iso(t: datetime | None) -> str | None:
 
 def explain(store: Store, change_start: str, service: str | None, environment: str | None) -> list[dict[str, Any]]:
     """Every matching deployment, oldest first, with what it carried and why it failed."""
-    deployments = store.deployments(service, environment)
-    failures = store.failures(service, environment)
+    return _explained(
+        store, change_start, store.deployments(service, environment), store.failures(service, environment)
+    )
+
+
+def explain_page(store: Store, change_start: str, request: PageRequest) -> Page:
+    """One page of ``/api/deployments``: its deployments, and only the failures they caused or
+    restored, so a page's cost does not grow with the history."""
+    page = store.deployments_page(
+        limit=request.limit,
+        service=request.service,
+        environment=request.environment,
+        since=request.since,
+        until=request.until,
+        after=request.after,
+    )
+    failures = store.failures_touching([d.id for d in page.deployments])
+    return Page(_explained(store, change_start, page.deployments, failures), page.next_after)
+
+
+def _explained(
+    store: Store, change_start: str, deployments: list[Deployment], failures: list[Failure]
+) -> list[dict[str, Any]]:
     by_dep: dict[int, list[dict[str, Any]]] = {}
     restores: dict[int, list[int]] = {}
     for f in failures:

@@ -34,8 +34,8 @@ __all__ = ["HEARTBEAT_MAX_AGE", "HttpApp"]
 log = structlog.get_logger(__name__)
 
 HEARTBEAT_MAX_AGE = 60.0
-# (status, body, content type) of one GET
-Reply = tuple[HTTPStatus, bytes, str]
+# (status, body, content type) of one GET, and its extra headers when it has some
+Reply = tuple[HTTPStatus, bytes, str] | tuple[HTTPStatus, bytes, str, dict[str, str]]
 
 
 class HttpApp:
@@ -131,7 +131,7 @@ def _readyz(app: HttpApp, url: SplitResult, accept: str) -> Reply:
 
 
 def _deployments(app: HttpApp, url: SplitResult, accept: str) -> Reply:
-    return HTTPStatus.OK, api.deployments(app.explain, url.query), "application/json"
+    return api.deployments(app.explain, url.path, url.query)
 
 
 def _landing(app: HttpApp, url: SplitResult, accept: str) -> Reply:
@@ -163,5 +163,6 @@ class _Handler(BoundedHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
-        status, body, content_type = self.app.get(urlsplit(self.path), self.headers.get("Accept", ""))
-        self.send(status, body, content_type)
+        reply = self.app.get(urlsplit(self.path), self.headers.get("Accept", ""))
+        status, body, content_type = reply[:3]
+        self.send(status, body, content_type, list((reply[3] if len(reply) == 4 else {}).items()))

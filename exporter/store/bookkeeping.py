@@ -8,7 +8,19 @@ import time
 from exporter.model import Skip
 from exporter.store.base import Queries
 
-__all__ = ["BookkeepingReads", "BookkeepingWrites"]
+__all__ = [
+    "WEBHOOK_EVENTS_PRUNED_PER_INSERT",
+    "WEBHOOK_EVENT_RETENTION_SECONDS",
+    "BookkeepingReads",
+    "BookkeepingWrites",
+]
+
+# a webhook event is kept to tell a replay from a new event: Argo CD's notifications controller
+# retries within minutes, so a week is far past any replay, and the table stays a week of events
+WEBHOOK_EVENT_RETENTION_SECONDS = 7 * 86400
+# each insert prunes at most this many expired events, oldest first, through the age index: the
+# insert's cost stays bounded, and a table grown before pruning existed drains 100 rows at a time
+WEBHOOK_EVENTS_PRUNED_PER_INSERT = 100
 
 
 class BookkeepingReads(Queries):
@@ -61,9 +73,18 @@ class BookkeepingWrites(Queries):
         )
         return cur.rowcount > 0
 
-    def add_webhook_event(self, source: str, key: str, body: str) -> bool:
+    def add_webhook_event(self, source: str, key: str, body: str, *, now: float | None = None) -> bool:
+        """Record an event once (``False`` for a replay), and prune events past the retention
+        (``now``: the receiving time, the clock's unless a test gives one)."""
+        now = time.time() if now is None else now
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO webhook_events (source, key, received_at, body) VALUES (?,?,?,?)",
-            (source, key, time.time(), body),
+            (source, key, now, body),
         )
-        return cur.rowcount > 0
+        new = cur.rowcount > 0
+        self.conn.execute(
+            "DELETE FROM webhook_events WHERE (source, key) IN (SELECT source, key FROM webhook_events "
+            "WHERE received_at < ? ORDER BY received_at LIMIT ?)",
+            (now - WEBHOOK_EVENT_RETENTION_SECONDS, WEBHOOK_EVENTS_PRUNED_PER_INSERT),
+        )
+        return new

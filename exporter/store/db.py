@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 from exporter.model import PairKey, PairTotals
 from exporter.store.argocd import ArgoApp, ArgoReads, ArgoWrites
@@ -19,6 +20,7 @@ from exporter.store.engine import BULK_CACHE_MB, SQLiteEngine
 from exporter.store.failures import FailureReads, FailureWrites
 from exporter.store.github import GitHubDeploymentRow, GitHubReads, GitHubWrites
 from exporter.store.history import HistoryReads, KeptLeadTotals, LazyHistories
+from exporter.store.pool import ReaderPool
 
 __all__ = ["ArgoApp", "GitHubDeploymentRow", "LazyHistories", "Reads", "Store", "Tx"]
 
@@ -43,16 +45,24 @@ class Tx(
 
 
 class Store(Reads):
-    """The database file. ``transaction()`` for writes; plain methods read on a per-thread connection."""
+    """The database file. ``transaction()`` for writes; plain methods read on a pooled connection,
+    lent for one statement (any thread may read, and none keeps a connection)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, exclusive: bool = False) -> None:
+        """``exclusive``: open as the store's one writer (a daemon), refused while another process
+        is; readers (``report``, ``explain``, tests) leave it off."""
         self.path = path
-        self._engine = SQLiteEngine(path)
+        self._engine = SQLiteEngine(path, exclusive=exclusive)
         self._kept_totals = KeptLeadTotals()
 
     @property
     def conn(self) -> Connection:
         return self._engine.reader()
+
+    @property
+    def readers(self) -> ReaderPool[Any]:
+        """The pool of reader connections: its size, and how many are open."""
+        return self._engine.readers
 
     @property
     def schema_version(self) -> int:

@@ -3,16 +3,41 @@ of deployments whose commit and changes a remote source still has to give."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from exporter.model import Deployment, DeploymentSource, FailureReason, utc
 from exporter.store.base import Queries, pair_filter
 from exporter.store.connection import Row
 
-__all__ = ["DEPLOYMENT_COLS", "SOURCES", "DeploymentReads", "DeploymentWrites", "deployment_of"]
+__all__ = [
+    "DEPLOYMENT_COLS",
+    "SOURCES",
+    "DeploymentPage",
+    "DeploymentReads",
+    "DeploymentWrites",
+    "PageKey",
+    "deployment_of",
+]
 
 SOURCES = {s.value: s for s in DeploymentSource}  # an enum call per row is slower than a dict
 DEPLOYMENT_COLS = (
     "id, service, environment, version, deployed_at, source, manifest_commit, commit_sha, message, rework, baseline"
 )
+
+
+# a deployment's place in (deployed_at, id) order, as stored: the time is the stored float, not the
+# model's datetime (microseconds), so a page ends exactly where the next begins
+PageKey = tuple[float, int]
+
+
+@dataclass(frozen=True)
+class DeploymentPage:
+    """One page of deployments in (deployed_at, id) order, and where the next page starts
+    (after that key; ``None`` on the last page)."""
+
+    deployments: list[Deployment]
+    next_after: PageKey | None
 
 
 def deployment_of(row: Row) -> Deployment:
@@ -48,6 +73,41 @@ class DeploymentReads(Queries):
         where, args = pair_filter(service, environment)
         sql = f"SELECT {DEPLOYMENT_COLS} FROM deployments{where} ORDER BY deployed_at, id"  # noqa: S608
         return [deployment_of(r) for r in self.conn.execute(sql, args)]
+
+    def deployments_page(
+        self,
+        *,
+        limit: int,
+        service: str | None = None,
+        environment: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        after: PageKey | None = None,
+    ) -> DeploymentPage:
+        """At most ``limit`` deployments in (deployed_at, id) order, ``since <= deployed_at <
+        until``, strictly after the key ``after``: keyset pagination on the time index (or the
+        pair index), so every page costs the same however deep it is."""
+        where, args = pair_filter(service, environment)
+        terms: list[str] = [where.removeprefix(" WHERE ")] if where else []
+        params: list[Any] = list(args)
+        if since is not None:
+            terms.append("deployed_at >= ?")
+            params.append(since)
+        if until is not None:
+            terms.append("deployed_at < ?")
+            params.append(until)
+        if after is not None:
+            terms.append("deployed_at >= ? AND (deployed_at > ? OR id > ?)")
+            params.extend((after[0], after[0], after[1]))
+        sql = f"SELECT {DEPLOYMENT_COLS} FROM deployments"  # noqa: S608
+        if terms:
+            sql += " WHERE " + " AND ".join(terms)
+        rows = self.conn.execute(f"{sql} ORDER BY deployed_at, id LIMIT ?", (*params, limit + 1)).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return DeploymentPage(
+            [deployment_of(r) for r in rows], (float(rows[-1][4]), int(rows[-1][0])) if more else None
+        )
 
     def pending_changes(self) -> list[tuple[int, str, str]]:
         """(deployment id, repo, natural key) of deployments whose commit and changes are still to be

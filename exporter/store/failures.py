@@ -3,6 +3,8 @@ with the deployment it is attributed to and when (and by which deployment) it wa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from exporter.model import Failure, FailureReason, utc
 from exporter.store.base import Queries, pair_filter
 from exporter.store.connection import Row
@@ -28,6 +30,18 @@ def failure_of(row: Row) -> Failure:
 
 
 class FailureReads(Queries):
+    def failures_touching(self, deployment_ids: Sequence[int]) -> list[Failure]:
+        """The failures attributed to, or restored by, any of these deployments (a page of
+        ``/api/deployments``), through the two deployment indexes."""
+        if not deployment_ids:
+            return []
+        marks = ",".join("?" * len(deployment_ids))
+        sql = (
+            f"SELECT {FAILURE_COLS} FROM failures WHERE deployment_id IN ({marks}) "  # noqa: S608
+            f"OR restored_by IN ({marks}) ORDER BY started_at, id"
+        )
+        return [failure_of(r) for r in self.conn.execute(sql, (*deployment_ids, *deployment_ids))]
+
     def failures(self, service: str | None = None, environment: str | None = None) -> list[Failure]:
         where, args = pair_filter(service, environment)
         sql = f"SELECT {FAILURE_COLS} FROM failures{where} ORDER BY started_at, id"  # noqa: S608

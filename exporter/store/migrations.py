@@ -255,4 +255,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     CREATE INDEX deployments_external_manifest ON deployments (manifest_repo, manifest_commit)
         WHERE source != 'gitops';
     """,
+    # 8: bounded reads. /api/deployments pages through every deployment in (deployed_at, id) order
+    # and reads only the failures of a page's deployments; webhook events past the dedupe horizon
+    # are pruned oldest first. Deployments arrive mostly in time order, so the time index is
+    # appended to, not written at random keys.
+    """
+    CREATE INDEX IF NOT EXISTS deployments_time ON deployments (deployed_at);
+    CREATE INDEX IF NOT EXISTS failures_deployment ON failures (deployment_id) WHERE deployment_id IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS failures_restored_by ON failures (restored_by) WHERE restored_by IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS webhook_events_received ON webhook_events (received_at);
+    """,
 )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import cli, demo_config, with_config
-from tests.support.filesystems import read_only
+from tests.support.mounts import read_only
 
 
 def _one_line_error(p_stderr: str) -> str:

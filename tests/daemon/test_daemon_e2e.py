@@ -23,6 +23,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.serve.api import LIMIT_MAX
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -323,8 +324,9 @@ def test_run_serves_metrics_pages_and_stops_cleanly(
         assert f"<td>{service}</td>" in page, service
 
     # a pair's deployments: what they carried adds up to the ground truth
-    status, ctype, body = d.get("/api/deployments?service=user-service&environment=prod")
+    status, ctype, body = d.get(f"/api/deployments?service=user-service&environment=prod&limit={LIMIT_MAX}")
     assert status == 200 and ctype == "application/json"
+    assert json.loads(body)["next_cursor"] is None  # one page holds the pair's whole history
     user = json.loads(body)["deployments"]
     truth = demo.pairs[("user-service", "prod")]
     assert len(user) == truth["deployments"]
@@ -337,7 +339,7 @@ def test_run_serves_metrics_pages_and_stops_cleanly(
 
     # a rolled-back release: failed for reason rollback, restored by the deployment that put the old tag back
     rb = demo.truth["rollbacks"][0]
-    status, _, body = d.get(f"/api/deployments?service={rb['service']}&environment=prod")
+    status, _, body = d.get(f"/api/deployments?service={rb['service']}&environment=prod&limit={LIMIT_MAX}")
     deps = json.loads(body)["deployments"]
     by_id = {x["id"]: x for x in deps}
     failed = [x for x in deps if x["version"] == rb["from"] and x["failed"]]

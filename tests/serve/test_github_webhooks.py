@@ -18,6 +18,7 @@ from exporter.config.loading import parse
 from exporter.core import snapshot
 from exporter.daemon.runtime import Daemon
 from exporter.serve import GitHubWebhook, Health, HttpApp
+from exporter.serve.api import Page
 from exporter.sources.github import valid_signature
 from tests.support.fakegithub import TOKEN, FakeGitHub
 from tests.support.github_webhooks import SECRET, headers, post, sign
@@ -41,7 +42,12 @@ def receiver() -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
     hook = GitHubWebhook(SECRET, lambda e, p: events.append((e, p)))
     hook.start()
     app = HttpApp(
-        CollectorRegistry(), Health({}), lambda: snapshot.Snapshot(datetime.now(UTC)), lambda s, e: [], "prod", "30d"
+        CollectorRegistry(),
+        Health({}),
+        lambda: snapshot.Snapshot(datetime.now(UTC)),
+        lambda _: Page([], None),
+        "prod",
+        "30d",
     )
     app.post_routes["/webhooks/github"] = hook.handle
     host, port = app.serve_webhooks("127.0.0.1", 0)

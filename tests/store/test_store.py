@@ -67,7 +67,7 @@ def test_migrations_set_user_version_and_wal(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "dora.db"
     store = Store(path)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 7
+        assert store.schema_version == len(MIGRATIONS) == 8
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -140,7 +140,7 @@ def test_a_version_3_store_migrates_to_github_deployments_keeping_its_rows(tmp_p
     conn.close()
     store = Store(path)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 7  # through 4 (an index), 5, 6 and 7
+        assert store.schema_version == len(MIGRATIONS) == 8  # through 4 (an index), 5, 6, 7 and 8
         assert [d.commit for d in store.deployments()] == ["abc"] and store.cursor("gitops:x") == "head"
         assert store.open_github_deployments("acme/shop") == []
         row = GitHubDeploymentRow("acme/shop", 7, "s", "prod", "f" * 40, 50.0, "in_progress", False)
@@ -250,7 +250,7 @@ def test_a_version_6_store_migrates_to_the_external_manifest_index(tmp_path: Pat
     conn.close()
     store = Store(path)
     try:
-        assert store.schema_version == 7
+        assert store.schema_version == len(MIGRATIONS)
         names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert "deployments_external_manifest" in names and "deployments_manifest" not in names
         _check_manifest_lookups(store, ids)
@@ -626,3 +626,32 @@ def test_a_stop_while_the_graph_loads_abandons_the_batch_and_the_next_poll_conve
         release.set()
         daemon.close()
     assert natural_rows(out / "stopped" / "dora.db") == natural_rows(out / "reference" / "dora.db")
+
+
+def test_webhook_events_past_the_retention_are_pruned_a_bounded_number_per_insert(tmp_path: Path) -> None:
+    from exporter.store.bookkeeping import WEBHOOK_EVENT_RETENTION_SECONDS, WEBHOOK_EVENTS_PRUNED_PER_INSERT
+
+    def count() -> int:
+        return int(store.conn.execute("SELECT COUNT(*) FROM webhook_events").fetchone()[0])
+
+    store = Store(tmp_path / "dora.db")
+    t0 = 1_767_225_600.0  # 2026-01-01
+    horizon = t0 + WEBHOOK_EVENT_RETENTION_SECONDS
+    try:
+        with store.transaction() as tx:
+            for n in range(250):
+                assert tx.add_webhook_event("argocd", f"old-{n}", "{}", now=t0)
+        with store.transaction() as tx:
+            assert tx.add_webhook_event("argocd", "recent", "{}", now=horizon - 60)
+            assert not tx.add_webhook_event("argocd", "old-0", "{}", now=horizon - 60)  # within it: a replay
+        assert count() == 251
+        with store.transaction() as tx:
+            assert tx.add_webhook_event("argocd", "new-1", "{}", now=horizon + 1)
+        assert count() == 252 - WEBHOOK_EVENTS_PRUNED_PER_INSERT  # bounded: the oldest 100 only
+        with store.transaction() as tx:
+            for n in range(2, 5):
+                tx.add_webhook_event("argocd", f"new-{n}", "{}", now=horizon + n)
+        keys = {k for (k,) in store.conn.execute("SELECT key FROM webhook_events")}
+        assert keys == {"recent", "new-1", "new-2", "new-3", "new-4"}
+    finally:
+        store.close()

@@ -40,6 +40,7 @@ class ErrorKind(StrEnum):
     READER_FAILED = "reader_failed"
     BRANCH_MISSING = "branch_missing"
     NOT_CONFIGURED = "not_configured"
+    HOST_KEY = "host_key"  # an SSH remote whose host key is unknown or changed
     # Argo CD (the Kubernetes API)
     CONFIG = "config"
     UNAUTHORIZED = "unauthorized"

@@ -136,6 +136,29 @@ class Window:
     seconds: float
 
 
+CLIENT_AUTH_TYPES = ("NoClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
+TLS_VERSIONS = ("TLS12", "TLS13")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsConfig:
+    """A listener's ``tls`` (the Prometheus exporter-toolkit's ``tls_server_config``); absolute paths."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+    client_auth_type: str = "NoClientCert"
+    min_version: str = "TLS12"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListenerSecurity:
+    """TLS and basic-auth users (name, bcrypt hash) of one listener; neither by default."""
+
+    tls: TlsConfig | None = None
+    basic_auth_users: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass(frozen=True)
 class Secrets:
     github_token: str | None
@@ -228,6 +251,8 @@ class Config:
     argocd: ArgoCDConfig
     source_path: Path | None
     github: GitHubConfig
+    http_security: ListenerSecurity = ListenerSecurity()
+    webhook_security: ListenerSecurity = ListenerSecurity()
 
     def service(self, name: str) -> ServiceConfig | None:
         return self._services_by_name.get(name)

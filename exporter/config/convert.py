@@ -13,6 +13,7 @@ from exporter.config.argocd_model import AppMappingSection, ArgoCDSection
 from exporter.config.checks import deployment_repos
 from exporter.config.github_model import GitHubSection
 from exporter.config.model import ConfigModel, GitOpsSection, LevelsSection, ServiceSection
+from exporter.config.tls_model import TlsSection
 from exporter.core.levels import DEFAULT_PRESET, PRESETS, Bounds, Thresholds
 from exporter.settings import (
     AppMapping,
@@ -24,10 +25,12 @@ from exporter.settings import (
     GitHubIncidents,
     GitOpsRepo,
     IncidentService,
+    ListenerSecurity,
     ManifestRule,
     Names,
     Secrets,
     ServiceConfig,
+    TlsConfig,
     Window,
 )
 
@@ -132,6 +135,21 @@ def _argocd(section: ArgoCDSection | None) -> ArgoCDConfig:
     )
 
 
+def _security(tls: TlsSection | None, users: dict[str, str], base_dir: Path) -> ListenerSecurity:
+    return ListenerSecurity(
+        tls=None
+        if tls is None
+        else TlsConfig(
+            cert_file=base_dir / tls.cert_file,
+            key_file=base_dir / tls.key_file,
+            client_ca_file=base_dir / tls.client_ca_file if tls.client_ca_file else None,
+            client_auth_type=tls.client_auth_type,
+            min_version=tls.min_version,
+        ),
+        basic_auth_users=tuple(sorted(users.items())),
+    )
+
+
 def to_settings(cfg: ConfigModel, *, secrets: Secrets, base_dir: Path, source_path: Path | None = None) -> Config:
     """The settings of a valid ``cfg`` (one that passed ``checks.cross_checks``)."""
     store_path = base_dir / cfg.store.path
@@ -158,4 +176,6 @@ def to_settings(cfg: ConfigModel, *, secrets: Secrets, base_dir: Path, source_pa
         argocd=_argocd(cfg.argocd),
         source_path=source_path,
         github=_github(cfg),
+        http_security=_security(cfg.http.tls, cfg.http.basic_auth_users, base_dir),
+        webhook_security=_security(cfg.http.webhook_tls, cfg.http.webhook_basic_auth_users, base_dir),
     )

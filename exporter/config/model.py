@@ -51,6 +51,7 @@ from exporter.config.limits import (
     ROLLBACK_AGE,
     WINDOW,
 )
+from exporter.config.tls_model import BasicAuthUsers, TlsSection
 from exporter.core.durations import parse_duration
 from exporter.core.levels import DEFAULT_PRESET, PRESETS, Metric
 from exporter.settings import CHANGE_STARTS, DEFAULT_TAG_PATTERN
@@ -83,6 +84,15 @@ class HttpSection(Section):
     )
     webhook_listen: Listen | None = Field(
         default=None, description="HOST:PORT of a separate webhook listener (optional)"
+    )
+    tls: TlsSection | None = Field(default=None, description="TLS on the main listener (off by default)")
+    basic_auth_users: BasicAuthUsers = Field(
+        default_factory=dict,
+        description="user names to bcrypt hashes: basic auth on the main listener but /healthz and /readyz",
+    )
+    webhook_tls: TlsSection | None = Field(default=None, description="TLS on the webhook listener (off by default)")
+    webhook_basic_auth_users: BasicAuthUsers = Field(
+        default_factory=dict, description="user names to bcrypt hashes: basic auth on the webhook listener"
     )
 
 

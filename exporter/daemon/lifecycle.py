@@ -116,14 +116,15 @@ class Lifecycle:
     def _listen(self) -> tuple[str, int]:
         """Start the HTTP listener, and the webhook listener with the configured receivers."""
         c = self.c
-        host, port = bind("http.listen", c.http.serve, c.cfg.listen)
+        host, port = bind("http.listen", lambda h, p: c.http.serve(h, p, c.cfg.http_security), c.cfg.listen)
         if c.github_webhook is not None:
             c.github_webhook.start()
             c.http.post_routes["/webhooks/github"] = c.github_webhook.handle
         if c.argocd_notifications is not None:
             c.http.add_webhook("/webhooks/argocd", c.cfg.secrets.argocd_webhook_token, c.argocd_notifications)
         if c.cfg.webhook_listen is not None:
-            whost, wport = bind("http.webhook_listen", c.http.serve_webhooks, c.cfg.webhook_listen)
+            serve_webhooks = lambda h, p: c.http.serve_webhooks(h, p, c.cfg.webhook_security)  # noqa: E731
+            whost, wport = bind("http.webhook_listen", serve_webhooks, c.cfg.webhook_listen)
             log.info("daemon.webhooks_listening", listen=f"{whost}:{wport}")
         return host, port
 

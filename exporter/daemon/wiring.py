@@ -117,6 +117,7 @@ def build(cfg: Config) -> Components:
             cfg.production_environment,
             cfg.windows[min(2, len(cfg.windows) - 1)].label,  # the landing page's window
             exposition,
+            render_gzip=exposition.gzipped,
         ),
         github_events=github_events,
         github_webhook=webhook,

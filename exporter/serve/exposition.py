@@ -8,6 +8,7 @@ thousands of samples (240 pairs) then cost a scrape a few byte copies instead of
 
 from __future__ import annotations
 
+import gzip
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,9 @@ from exporter.core.snapshot import Snapshot
 if TYPE_CHECKING:
     from exporter.serve.collector import DoraCollector
 
-__all__ = ["Encoder", "Exposition", "SnapshotHolder"]
+__all__ = ["GZIP_LEVEL", "Encoder", "Exposition", "SnapshotHolder"]
+
+GZIP_LEVEL = 6  # zlib's default: most of level 9's ratio at a fraction of its CPU
 
 # prometheus_client's text or OpenMetrics ``generate_latest``: (registry-like) -> body
 Encoder = Callable[[Any], bytes]
@@ -61,10 +64,26 @@ class Exposition:
         self.registry = registry
         self.dora = dora
         self._cache: dict[Encoder, tuple[Snapshot, bytes]] = {}
+        self._gzip_cache: dict[Encoder, tuple[bytes, bytes]] = {}  # the DORA part, and it gzipped
         self._lock = threading.Lock()
 
     def __call__(self, encoder: Encoder) -> bytes:
         return self._dora_part(encoder) + self._rest(encoder)
+
+    def gzipped(self, encoder: Encoder) -> bytes:
+        """The body as a gzip stream of two members: the DORA part compressed once per snapshot
+        (cached like its text), then the fresh rest. Concatenated members are one valid gzip
+        stream (RFC 1952 §2.2) that Prometheus's reader, like Python's, inflates as a whole."""
+        part = self._dora_part(encoder)
+        with self._lock:
+            hit = self._gzip_cache.get(encoder)
+        if hit is not None and hit[0] is part:
+            packed = hit[1]
+        else:
+            packed = gzip.compress(part, GZIP_LEVEL, mtime=0)
+            with self._lock:
+                self._gzip_cache[encoder] = (part, packed)
+        return packed + gzip.compress(self._rest(encoder), GZIP_LEVEL, mtime=0)
 
     def _dora_part(self, encoder: Encoder) -> bytes:
         """The DORA families of the current snapshot, from the cache when it holds them."""

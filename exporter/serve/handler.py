@@ -27,6 +27,7 @@ class BoundedHandler(BaseHTTPRequestHandler):
 
     server_version = "dora-exporter"
     allowed: ClassVar[tuple[str, ...]] = ("GET", "HEAD")
+    open_paths: ClassVar[frozenset[str]] = frozenset()  # served without basic auth (health probes)
     _reader: DeadlineReader
     _started: float
 
@@ -64,7 +65,26 @@ class BoundedHandler(BaseHTTPRequestHandler):
         ok = super().parse_request()
         if ok:
             self._reader.headers_done(self._started + self.limits.request_timeout)
+            ok = self._authenticated()
         return ok
+
+    def _authenticated(self) -> bool:
+        """Basic auth, when the listener has users: 401 (and the connection closed, since a body
+        may follow unread) unless the credentials match or the path is open."""
+        auth = cast(Listener, self.server).auth
+        if auth is None or self.path.split("?", 1)[0] in self.open_paths:
+            return True
+        if auth.check(self.headers.get("Authorization")):
+            return True
+        self.close_connection = True
+        self.log_message("basic auth failed for %s", self.path)
+        self.send(
+            HTTPStatus.UNAUTHORIZED,
+            b"unauthorized\n",
+            "text/plain",
+            [("WWW-Authenticate", 'Basic realm="dora-exporter", charset="UTF-8"'), ("Connection", "close")],
+        )
+        return False
 
     def end_headers(self) -> None:
         """Every answer, errors included: no MIME sniffing, no caching of live values; the write

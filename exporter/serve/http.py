@@ -8,6 +8,7 @@ and a threading server keeps a slow client from blocking Prometheus. Each listen
 
 from __future__ import annotations
 
+import gzip
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
@@ -16,24 +17,28 @@ from urllib.parse import SplitResult, urlsplit
 
 import structlog
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from exporter.core.snapshot import Snapshot
 from exporter.serve import api
 from exporter.serve.api import Explain
-from exporter.serve.exposition import Encoder
+from exporter.serve.auth import BasicAuth
+from exporter.serve.exposition import GZIP_LEVEL, Encoder
 from exporter.serve.handler import BoundedHandler
 from exporter.serve.health import Health
 from exporter.serve.landing import landing_page
 from exporter.serve.limits import Limits
 from exporter.serve.listener import Listener
+from exporter.serve.tls import TlsContext
 from exporter.serve.webhooks import PostRoute, Webhook, WebhookHandler
+from exporter.settings import ListenerSecurity
 
 __all__ = ["HEARTBEAT_MAX_AGE", "HttpApp"]
 
 log = structlog.get_logger(__name__)
 
 HEARTBEAT_MAX_AGE = 60.0
+_OPEN = ListenerSecurity()  # no TLS, no users
 # (status, body, content type) of one GET, and its extra headers when it has some
 Reply = tuple[HTTPStatus, bytes, str] | tuple[HTTPStatus, bytes, str, dict[str, str]]
 
@@ -52,9 +57,12 @@ class HttpApp:
         render: Callable[[Encoder], bytes] | None = None,
         *,
         limits: Limits | None = None,
+        render_gzip: Callable[[Encoder], bytes] | None = None,
     ) -> None:
         self.registry = registry
         self.render = render or (lambda encoder: encoder(registry))  # the /metrics body for an encoder
+        # the same body gzipped (``Exposition.gzipped`` reuses the compressed DORA part per snapshot)
+        self.render_gzip = render_gzip or (lambda encoder: gzip.compress(self.render(encoder), GZIP_LEVEL))
         self.health = health
         self.snapshot = snapshot
         self.explain = explain
@@ -72,21 +80,30 @@ class HttpApp:
         the store is not a default anyone wants."""
         self.webhooks[path] = (token, handler)
 
-    def serve_webhooks(self, host: str, port: int) -> tuple[str, int]:
+    def serve_webhooks(
+        self, host: str, port: int, security: ListenerSecurity = _OPEN, *, key: str = "http.webhook_tls"
+    ) -> tuple[str, int]:
         """The webhook listener: separate from ``/metrics`` so it can be exposed alone."""
-        return self._listen(host, port, WebhookHandler, "webhooks")
+        return self._listen(host, port, WebhookHandler, "webhooks", security, key)
 
-    def serve(self, host: str, port: int) -> tuple[str, int]:
-        return self._listen(host, port, _Handler, "http")
+    def serve(
+        self, host: str, port: int, security: ListenerSecurity = _OPEN, *, key: str = "http.tls"
+    ) -> tuple[str, int]:
+        """The main listener; with ``security``'s TLS and basic-auth users (``key`` names its TLS in errors)."""
+        return self._listen(host, port, _Handler, "http", security, key)
 
     def listener(self, name: str) -> Listener:
         """The running listener ``http`` or ``webhooks``: its load (``active``, ``body_bytes``)."""
         return next(s for s in self._servers if s.name == name)
 
-    def _listen(self, host: str, port: int, base: type[Any], name: str) -> tuple[str, int]:
+    def _listen(
+        self, host: str, port: int, base: type[Any], name: str, security: ListenerSecurity, key: str
+    ) -> tuple[str, int]:
         """A threading server for ``base``'s routes on its own thread; returns the bound address."""
         handler = type(f"{base.__name__}Bound", (base,), {"app": self})
-        server = Listener((host, port), handler, name=name, limits=self.limits)
+        tls = TlsContext(security.tls, key=key) if security.tls is not None else None
+        auth = BasicAuth(security.basic_auth_users) if security.basic_auth_users else None
+        server = Listener((host, port), handler, name=name, limits=self.limits, tls=tls, auth=auth)
         self._servers.append(server)
         threading.Thread(target=server.serve_forever, name=f"{name}-{port}", daemon=True).start()
         bound = server.server_address
@@ -102,6 +119,11 @@ class HttpApp:
         return landing_page(
             self.snapshot(), sources, production_environment=self.production_environment, window=self.window
         )
+
+    def metrics_gzip(self, accept: str) -> Reply:
+        """``/metrics`` for a scraper that sent ``Accept-Encoding: gzip``."""
+        encoder, content_type = choose_encoder(accept)
+        return HTTPStatus.OK, self.render_gzip(encoder), content_type
 
     def get(self, url: SplitResult, accept: str) -> Reply:
         """The answer to ``GET url`` on the main listener."""
@@ -152,6 +174,8 @@ class _Handler(BoundedHandler):
 
     app: HttpApp
     allowed: ClassVar[tuple[str, ...]] = ("GET", "HEAD")
+    # kubelet probes cannot send credentials; they reveal only liveness and readiness
+    open_paths: ClassVar[frozenset[str]] = frozenset({"/healthz", "/readyz"})
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http.request", client=self.client_address[0], line=format % args)
@@ -163,6 +187,11 @@ class _Handler(BoundedHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
-        reply = self.app.get(urlsplit(self.path), self.headers.get("Accept", ""))
+        url, accept = urlsplit(self.path), self.headers.get("Accept", "")
+        if url.path == "/metrics" and gzip_accepted(self.headers.get("Accept-Encoding", "")):
+            status, body, content_type = self.app.metrics_gzip(accept)[:3]
+            self.send(status, body, content_type, [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")])
+            return
+        reply = self.app.get(url, accept)
         status, body, content_type = reply[:3]
         self.send(status, body, content_type, list((reply[3] if len(reply) == 4 else {}).items()))

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import structlog
 
+from exporter.serve.auth import BasicAuth
 from exporter.serve.budget import Budget
 from exporter.serve.limits import Limits
+from exporter.serve.tls import TlsContext
 
 __all__ = ["Listener"]
 
@@ -44,10 +47,20 @@ class Listener(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(
-        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], *, name: str, limits: Limits
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        name: str,
+        limits: Limits,
+        tls: TlsContext | None = None,
+        auth: BasicAuth | None = None,
     ) -> None:
         self.name = name
         self.limits = limits
+        self.tls = tls  # the handshake runs on the connection's own thread, never the accepting one
+        self.auth = auth
+        self.handshake_failures = 0
         self.request_queue_size = limits.listen_backlog  # read by server_activate, in the base __init__
         self.slots = Budget(limits.max_connections)
         self.bodies = Budget(limits.webhook_body_budget)  # body bytes held, reserved before reading
@@ -76,9 +89,28 @@ class Listener(ThreadingHTTPServer):
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
+            if self.tls is not None:
+                request = self._handshake(request, client_address)
+                if request is None:
+                    return
             super().process_request_thread(request, client_address)
         finally:
             self.slots.give_back()
+
+    def _handshake(self, request: socket.socket, client_address: Any) -> ssl.SSLSocket | None:
+        """The TLS handshake within ``header_timeout`` (per read); a failed one is logged and closed."""
+        assert self.tls is not None
+        secure: ssl.SSLSocket | None = None
+        try:
+            request.settimeout(self.limits.header_timeout)
+            secure = self.tls.current().wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+            secure.do_handshake()
+        except (OSError, ValueError) as exc:  # ssl.SSLError, a timeout, a reset
+            self.handshake_failures += 1
+            log.debug("http.tls_handshake_failed", listener=self.name, client=str(client_address[0]), error=str(exc))
+            self.shutdown_request(secure if secure is not None else request)  # the wrapper owns the socket
+            return None
+        return secure
 
     def _refuse(self, request: socket.socket, client_address: Any) -> None:
         """503 and close, on the accepting thread: non-blocking, so a client cannot stall it."""

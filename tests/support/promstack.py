@@ -75,9 +75,14 @@ class PromStack:
         rule_files: Sequence[str],
         webhook_url: str,
         job: str = "dora-exporter",
+        scrape_options: Mapping[str, Any] | None = None,
+        more_jobs: Sequence[Mapping[str, Any]] = (),
     ) -> Self:
         """Start Alertmanager (routing everything to ``webhook_url``), then Prometheus scraping
-        ``scrape_target`` (``host:port``) as ``job`` with ``honor_labels: true`` and loading ``rule_files``."""
+        ``scrape_target`` (``host:port``) as ``job`` with ``honor_labels: true`` and loading ``rule_files``.
+
+        ``scrape_options`` go into that job's scrape config as they are (``scheme: https``,
+        ``tls_config``, ``basic_auth``); ``more_jobs`` are further whole scrape configs."""
         missing = missing_binaries()
         if missing:
             raise ClusterError(f"{', '.join(missing)} not installed: {INSTALL_HINT}")
@@ -87,7 +92,13 @@ class PromStack:
         try:
             am_port, prom_port = free_ports(2)
             stack.alertmanager_url = stack._start_alertmanager(am_port, webhook_url)
-            stack.prometheus_url = stack._start_prometheus(prom_port, am_port, scrape_target, rule_files, job)
+            scrape = {
+                "job_name": job,
+                "honor_labels": True,
+                "static_configs": [{"targets": [scrape_target]}],
+                **(scrape_options or {}),
+            }
+            stack.prometheus_url = stack._start_prometheus(prom_port, am_port, [scrape, *more_jobs], rule_files)
         except BaseException:
             stack.stop()
             raise
@@ -121,15 +132,13 @@ class PromStack:
         return url
 
     def _start_prometheus(
-        self, port: int, am_port: int, scrape_target: str, rule_files: Sequence[str], job: str
+        self, port: int, am_port: int, scrape_configs: Sequence[Mapping[str, Any]], rule_files: Sequence[str]
     ) -> str:
         config = {
             "global": {"scrape_interval": INTERVAL, "scrape_timeout": INTERVAL, "evaluation_interval": INTERVAL},
             "rule_files": list(rule_files),
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
-            "scrape_configs": [
-                {"job_name": job, "honor_labels": True, "static_configs": [{"targets": [scrape_target]}]},
-            ],
+            "scrape_configs": [dict(c) for c in scrape_configs],
         }
         config_path = self.workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -25,12 +25,47 @@ from exporter.model import Change, utc
 
 log = structlog.get_logger(__name__)
 
-_ENV = {
-    **os.environ,
-    "GIT_TERMINAL_PROMPT": "0",  # never hang on a credential prompt inside a daemon
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "LC_ALL": "C",
-}
+SSH_DEFAULTS = "-o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=15 -o ServerAliveCountMax=4"
+"""Appended to ``GIT_SSH_COMMAND`` (or plain ``ssh``): never prompt, never wait forever for a dead
+host. ssh takes the first value of an option, so the operator's own ``-o`` flags win."""
+
+
+def git_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of every git process: the daemon's own (``GIT_SSH_COMMAND``,
+    ``GIT_SSL_CAINFO``, ``GIT_CONFIG_*`` for a credential helper pass through), without prompts.
+
+    ``GIT_SSH`` (a program, not a command line) is left alone: options cannot be appended to it."""
+    env = dict(os.environ if environ is None else environ)
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1", LC_ALL="C")  # no credential prompt in a daemon
+    if not env.get("GIT_SSH"):
+        env["GIT_SSH_COMMAND"] = f"{env.get('GIT_SSH_COMMAND') or 'ssh'} {SSH_DEFAULTS}"
+    return env
+
+
+# (substring of git's or ssh's stderr, kind, what to check): a clone or fetch that fails for one of
+# these reasons says so, instead of "git fetch failed"
+_TRANSPORT_FAILURES = (
+    ("Host key verification failed", ErrorKind.HOST_KEY, "the host key is not the one in known_hosts"),
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED", ErrorKind.HOST_KEY, "the host key is not the one in known_hosts"),
+    ("No ED25519 host key is known", ErrorKind.HOST_KEY, "the host is not in known_hosts"),
+    ("Permission denied", ErrorKind.AUTH, "the deploy key or token was refused"),
+    ("Authentication failed", ErrorKind.AUTH, "the deploy key or token was refused"),
+    ("could not read Username", ErrorKind.AUTH, "no credentials for this HTTPS remote"),
+    ("Connection refused", ErrorKind.CONNECTION, "nothing listens at the remote's address"),
+    ("Connection timed out", ErrorKind.CONNECTION, "the remote did not answer"),
+    ("Could not resolve host", ErrorKind.CONNECTION, "the remote's host name does not resolve"),
+    ("server certificate verification failed", ErrorKind.CONNECTION, "the remote's TLS certificate is not trusted"),
+    ("SSL certificate problem", ErrorKind.CONNECTION, "the remote's TLS certificate is not trusted"),
+)
+
+
+def _failure(command: str, where: Path, stderr: str) -> SourceError:
+    for needle, kind, meaning in _TRANSPORT_FAILURES:
+        if needle in stderr:
+            return SourceError("git", kind, f"git {command} failed: {meaning}: {stderr}")
+    return SourceError("git", ErrorKind.GIT_COMMAND, f"git {command} failed in {where}: {stderr}")
+
+
 _SHA = re.compile(r"[0-9a-f]{40}")
 STREAM_CHUNK = 1 << 16
 
@@ -91,7 +126,7 @@ class Git:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=_ENV,
+            env=git_env(),
         )
 
     # -- identity ------------------------------------------------------------------------------
@@ -152,14 +187,13 @@ class Git:
     def run(self, *args: str, check: bool = True, timeout: float = 600) -> str:
         """Run one git command and return its stdout; failures become ``SourceError``."""
         try:
-            proc = subprocess.run(self._cmd(args), capture_output=True, env=_ENV, timeout=timeout, check=False)
+            proc = subprocess.run(self._cmd(args), capture_output=True, env=git_env(), timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
             raise SourceError("git", ErrorKind.TIMEOUT, f"git {args[0]} timed out after {timeout:g}s") from exc
         except OSError as exc:
             raise SourceError("git", ErrorKind.GIT_MISSING, f"cannot run git: {exc}") from exc
         if check and proc.returncode != 0:
-            err = proc.stderr.decode(errors="replace").strip()
-            raise SourceError("git", ErrorKind.GIT_COMMAND, f"git {args[0]} failed in {self.path}: {err}")
+            raise _failure(args[0], self.path, _redact(proc.stderr.decode(errors="replace").strip()))
         return proc.stdout.decode(errors="replace")
 
     def stream(self, *args: str) -> Iterator[str]:
@@ -199,7 +233,7 @@ class Git:
                 self._cmd(["rev-list", "--first-parent", "--reverse", "--parents", rev_range]),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=_ENV,
+                env=git_env(),
             )
         except OSError as exc:
             raise SourceError("git", ErrorKind.GIT_MISSING, f"cannot run git: {exc}") from exc
@@ -226,7 +260,7 @@ class Git:
                 stdin=subprocess.PIPE if isinstance(stdin, bytes) else (stdin or subprocess.DEVNULL),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=_ENV,
+                env=git_env(),
             )
         except OSError as exc:
             raise SourceError("git", ErrorKind.GIT_MISSING, f"cannot run git: {exc}") from exc
@@ -293,7 +327,7 @@ class Git:
         proc = subprocess.run(
             self._cmd(["merge-base", "--is-ancestor", ancestor, descendant]),
             capture_output=True,
-            env=_ENV,
+            env=git_env(),
             check=False,
         )
         if proc.returncode not in (0, 1):

@@ -62,7 +62,21 @@ which must agree with the volume mount and the container ports.
 {{- $_ := set $store "path" "/data/dora.db" }}
 {{- end }}
 {{- $_ := set $cfg "store" $store }}
-{{- $_ := set $cfg "http" (dict "listen" (printf "0.0.0.0:%d" (int .Values.service.ports.metrics)) "webhook_listen" (printf "0.0.0.0:%d" (int .Values.service.ports.webhooks))) }}
+{{- $http := dict "listen" (printf "0.0.0.0:%d" (int .Values.service.ports.metrics)) "webhook_listen" (printf "0.0.0.0:%d" (int .Values.service.ports.webhooks)) }}
+{{- range $listener, $prefix := dict "http" "" "webhooks" "webhook_" }}
+{{- $tls := get $.Values.tls $listener }}
+{{- if $tls.existingSecret }}
+{{- $section := dict "cert_file" (printf "%s/tls.crt" $tls.mountPath) "key_file" (printf "%s/tls.key" $tls.mountPath) "client_auth_type" $tls.clientAuthType "min_version" $tls.minVersion }}
+{{- if ne $tls.clientAuthType "NoClientCert" }}
+{{- $_ := set $section "client_ca_file" (printf "%s/ca.crt" $tls.mountPath) }}
+{{- end }}
+{{- $_ := set $http (printf "%stls" $prefix) $section }}
+{{- end }}
+{{- with get $.Values.basicAuthUsers $listener }}
+{{- $_ := set $http (printf "%sbasic_auth_users" $prefix) . }}
+{{- end }}
+{{- end }}
+{{- $_ := set $cfg "http" $http }}
 {{- toYaml $cfg }}
 {{- end }}
 

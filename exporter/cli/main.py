@@ -8,6 +8,7 @@ never a traceback; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -29,9 +30,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DoraError as exc:
         print(f"dora-exporter: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # ``report | head``: the reader has what it wanted
+        _quiet_stdout()
+        return 0
     except OSError as exc:  # a file or socket the parts above did not name: at least say which, no traceback
         print(f"dora-exporter: {_os_error(exc)}", file=sys.stderr)
         return 1
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush into the closed pipe does not
+    print an ``Exception ignored`` line on the way out."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _os_error(exc: OSError) -> str:

@@ -14,7 +14,7 @@ from exporter.core.durations import format_duration, parse_duration
 
 __all__ = ["DESCRIPTION", "EARLIEST", "MAX_DEMO_DAYS", "MAX_WINDOW_SECONDS", "parser"]
 
-DESCRIPTION = "``dora-exporter`` sub-commands. Exit codes: 0 ok, 1 runtime error, 2 bad configuration or usage."
+DESCRIPTION = "DORA metrics from Git, Argo CD and GitHub. Exit codes: 0 ok, 1 runtime error, 2 bad config or usage."
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # the store holds Unix times: anything earlier is a typo
 MAX_WINDOW_SECONDS = WINDOW.maximum  # the config's bound on windows: one limit for both ways of asking

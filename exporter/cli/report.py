@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,9 @@ _HEAD = ("service", "env", "deploys", "per day", "changes", "lead p50", "CFR", "
 def report(cfg: Config, args: argparse.Namespace) -> int:
     since, until = _window(args)
     with open_store(cfg) as store:
+        if not store.pair_keys():  # zeros would read as "nothing deployed", not "nothing read yet"
+            print("no data yet: run `dora-exporter ingest` (or start `dora-exporter run`)", file=sys.stderr)
+            return 1
         histories = store.histories(cfg.change_start, since=since.timestamp())  # the window's rows only
     rows = report_rows(histories, known_pairs(cfg), since, until, cfg.thresholds)
     if args.format == "json":

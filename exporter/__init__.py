@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """dora-exporter: DORA metrics from Git, image tags and Argo CD, for Prometheus."""
 
 from importlib.metadata import PackageNotFoundError, version

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The command line's grammar: every sub-command and its options, each value checked where it is parsed.
 
 A bad value is a usage error (exit 2) that names its flag, before any config or store is opened.

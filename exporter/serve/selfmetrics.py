@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The exporter's own families: source health, errors, unmatched inputs, watch and webhook
 counters, build info and the snapshot's age.
 

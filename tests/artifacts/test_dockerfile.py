@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The container image recipe and the CI workflow that publishes it.
 
 Linted for real (hadolint, actionlint) and checked for the properties the deployment relies on: a pinned

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Helm chart under ``helm/dora-exporter``, rendered by Helm's own engine and checked for real.
 
 - Helm v4's engine (``helm-python-sdk``): lint, render, schema validation, packaging.

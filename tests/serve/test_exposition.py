@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The collector on literal data: exact samples from a fresh ``CollectorRegistry`` per test."""
 
 from __future__ import annotations

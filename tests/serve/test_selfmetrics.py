@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``SelfMetrics`` as a collector of its own, on a fresh ``CollectorRegistry``: the exporter's
 families without any DORA family, and the known label sets at 0 for the configured sources."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Real filesystem conditions for fault tests: a read-only directory, even for root.
 
 Why a bind mount: the suite runs as root in CI, and root writes through any file mode, so

@@ -63,3 +63,8 @@ def test_every_python_file_starts_with_the_spdx_header() -> None:
             missing.append(str(path.relative_to(ROOT)))
     assert not missing, f"first line is not {HEADER!r} in: {missing}"
 
+
+def test_version_file_template_carries_the_header() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    template = pyproject["tool"]["setuptools_scm"]["version_file_template"]
+    assert template.startswith(HEADER + "\n")

@@ -120,8 +120,16 @@ def test_base_image_is_a_pinned_slim_python_chosen_by_build_arg() -> None:
 
 def test_wheel_is_built_in_the_first_stage_and_only_the_venv_is_copied() -> None:
     build, runtime = STAGES
-    assert "pip wheel --no-deps --wheel-dir /wheels ." in run_text(build)
-    assert "pip install /wheels/*.whl" in run_text(build)
+    text = run_text(build)
+    # The locked dependencies first, in hash mode, then the project alone; pip check proves they fit.
+    locked = text.index("pip install --require-hashes --no-deps -r requirements.lock")
+    wheel = text.index("pip wheel --no-deps --wheel-dir /wheels .")
+    project = text.index("pip install --no-deps /wheels/*.whl")
+    assert locked < wheel < project < text.index("pip check")
+    assert text.count("pip install") == 2, "nothing installed outside the lock"
+    # The build context has no .git: the version and commit reach setuptools-scm from the build arguments.
+    assert "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_DORA_EXPORTER=\"${VERSION}\"" in text
+    assert "SETUPTOOLS_SCM_PRETEND_METADATA_FOR_DORA_EXPORTER=" in text
     assert "pip uninstall --yes pip setuptools" in run_text(build)
     copies = [i.args for i in runtime if i.keyword == "COPY"]
     assert copies == ["--from=build /opt/venv /opt/venv"], "the runtime stage gets the venv and nothing else"
@@ -157,13 +165,15 @@ def test_oci_labels_come_from_build_args() -> None:
     for label, arg in (("source", "SOURCE"), ("revision", "REVISION"), ("version", "VERSION")):
         assert f'org.opencontainers.image.{label}="${{{arg}}}"' in labels, label
         assert any(i.keyword == "ARG" and i.args.startswith(f"{arg}=") for i in STAGES[1]), arg
+    for arg in ("VERSION", "REVISION"):
+        assert any(i.keyword == "ARG" and i.args.startswith(f"{arg}=") for i in STAGES[0]), f"{arg} in the build stage"
 
 
 def test_dockerignore_is_an_allow_list() -> None:
     lines = [line for line in DOCKERIGNORE.read_text().splitlines() if line and not line.startswith("#")]
     assert lines[0] == "*", "exclude everything, then allow what the wheel needs"
     allowed = {line[1:] for line in lines if line.startswith("!")}
-    assert {"pyproject.toml", "README.md", "exporter/"} <= allowed
+    assert {"pyproject.toml", "requirements.lock", "README.md", "LICENSE", "exporter/"} <= allowed
     assert not allowed & {".git", ".venv", "tests/", "helm/", ".env"}
     assert "**/*.db" in lines
 

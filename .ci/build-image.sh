@@ -95,7 +95,7 @@ main() {
     [[ $BASE_ONLY -eq 1 ]] && { log "--base-only: done"; exit 0; }
 
     # --- the image ----------------------------------------------------------------------------------------
-    [[ -f exporter/cli.py ]] || die "exporter/cli.py is missing: nothing to build yet"
+    [[ -f exporter/cli/main.py ]] || die "exporter/cli/main.py is missing: nothing to build yet"
     # The version setuptools-scm derives from git (the build context has no .git, so it is passed in).
     version="$("${PYTHON:-.venv/bin/python}" -m setuptools_scm 2>/dev/null || true)"
     [[ -n "$version" ]] || die "cannot compute the version: setuptools-scm missing from ${PYTHON:-.venv/bin/python}"
@@ -138,7 +138,10 @@ print("|".join([c.get("User", ""), json.dumps(c.get("Entrypoint"), separators=("
     echo "--- dora-exporter --version"
     said="$(run /usr/bin/tini -- dora-exporter --version)"
     echo "$said"
-    [[ "$said" == "dora-exporter $version (revision $revision, Python "* ]] || die "--version: '$said'"
+    # setuptools-scm keeps an abbreviated hash: the revision shown must be a prefix of the commit built.
+    said_revision="$(sed -n 's/.*(revision \([0-9a-f]\{7,\}\), Python .*/\1/p' <<<"$said")"
+    [[ "$said" == "dora-exporter $version (revision "* && -n "$said_revision" && "$revision" == "$said_revision"* ]] \
+        || die "--version: '$said'"
     echo "--- the application's venv holds exactly the locked distributions (plus the project)"
     installed="$(run /opt/venv/bin/python -c 'import importlib.metadata as m, re
 for d in m.distributions(): print(re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(), d.version)' | sort)"

@@ -5,7 +5,10 @@
 # Build:   docker build -t dora-exporter:dev .
 # Base:    PYTHON_IMAGE pins the slim Python base. Override it to pin by digest in production, e.g.
 #          --build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:<digest>
-# Labels:  VERSION, REVISION and SOURCE fill the OCI labels (CI passes them).
+# Labels:  VERSION, REVISION and SOURCE fill the OCI labels (CI passes them). VERSION and REVISION are also the
+#          package's version and commit (setuptools-scm reads them: the build context has no .git).
+# Pinned:  the dependencies come from requirements.lock (versions and hashes, made by uv pip compile from
+#          pyproject.toml); pip refuses anything else.
 #
 # Stage 1 builds the project's wheel and installs it with its dependencies into a virtual environment.
 # Stage 2 starts again from the same base, adds git (the daemon runs it) and tini (PID 1: reaps zombie git
@@ -19,16 +22,26 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+ARG VERSION=""
+ARG REVISION=""
+
 WORKDIR /src
-# .dockerignore is an allow-list: only pyproject.toml, README.md, LICENSE and exporter/ reach this stage.
+# .dockerignore is an allow-list: only pyproject.toml, requirements.lock, README.md, LICENSE and exporter/ reach
+# this stage.
 COPY . .
 
-# pip builds the wheel with the backend that pyproject.toml's [build-system] names, in an isolated build
-# environment, then installs it with its dependencies. pip and setuptools are removed from the venv so the
-# runtime stage gets no packaging tools.
+# The dependencies first, exactly as locked: every file checked against its hash, nothing resolved. Then pip
+# builds the project's wheel with the backend pyproject.toml's [build-system] names (setuptools with
+# setuptools-scm, in an isolated build environment that does not end up in the image) and installs it alone;
+# pip check proves the locked set satisfies the wheel's requirements. pip and setuptools are removed from the
+# venv so the runtime stage gets no packaging tools.
 RUN python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install --require-hashes --no-deps -r requirements.lock \
+ && if [ -n "${VERSION}" ]; then export SETUPTOOLS_SCM_PRETEND_VERSION_FOR_DORA_EXPORTER="${VERSION}"; fi \
+ && if [ -n "${REVISION}" ]; then export SETUPTOOLS_SCM_PRETEND_METADATA_FOR_DORA_EXPORTER="{node=\"g${REVISION}\"}"; fi \
  && /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/venv/bin/pip install /wheels/*.whl \
+ && /opt/venv/bin/pip install --no-deps /wheels/*.whl \
+ && /opt/venv/bin/pip check \
  && /opt/venv/bin/pip uninstall --yes pip setuptools \
  && /opt/venv/bin/dora-exporter --version
 

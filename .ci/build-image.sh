@@ -13,12 +13,15 @@
 # Checks made on the built image:
 #   - the configured user is 10001 and the entrypoint is exec-form tini
 #   - the OCI labels source, revision and version are set
-#   - `dora-exporter --version` and `dora-exporter check-config --config examples/dora.yaml` run as uid 10001
+#   - `dora-exporter --version` (the version and commit passed in) and `dora-exporter check-config --config
+#     examples/dora.yaml` run as uid 10001
+#   - the application's venv holds exactly the distributions requirements.lock pins, plus the project
 #   - git and tini are present; no compiler, no apt lists, and no pip or setuptools in the app's venv
 #
 # Usage: .ci/build-image.sh [--base-only]
 # Env:   DORA_CACHE       cache root (default /var/cache/dora-exporter): base rootfs tarball and image store
 #        IMAGE            tag of the built image (default localhost/dora-exporter:local)
+#        PYTHON           interpreter with setuptools-scm, for the version (default .venv/bin/python)
 set -euo pipefail
 
 # Everything runs inside main(): bash parses it whole first, so editing this file mid-run is harmless.
@@ -92,8 +95,10 @@ main() {
     [[ $BASE_ONLY -eq 1 ]] && { log "--base-only: done"; exit 0; }
 
     # --- the image ----------------------------------------------------------------------------------------
-    [[ -f exporter/cli.py ]] || die "exporter/cli.py is missing: nothing to build yet"
-    version="$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)"
+    [[ -f exporter/cli/main.py ]] || die "exporter/cli/main.py is missing: nothing to build yet"
+    # The version setuptools-scm derives from git (the build context has no .git, so it is passed in).
+    version="$("${PYTHON:-.venv/bin/python}" -m setuptools_scm 2>/dev/null || true)"
+    [[ -n "$version" ]] || die "cannot compute the version: setuptools-scm missing from ${PYTHON:-.venv/bin/python}"
     revision="$(git rev-parse HEAD)"
     log "building $IMAGE (version $version, revision $revision)"
     t0=$SECONDS
@@ -131,7 +136,22 @@ print("|".join([c.get("User", ""), json.dumps(c.get("Entrypoint"), separators=("
     run id
     [[ "$(run id -u)" == "10001" ]] || die "commands do not run as uid 10001"
     echo "--- dora-exporter --version"
-    run /usr/bin/tini -- dora-exporter --version
+    said="$(run /usr/bin/tini -- dora-exporter --version)"
+    echo "$said"
+    # setuptools-scm keeps an abbreviated hash: the revision shown must be a prefix of the commit built.
+    said_revision="$(sed -n 's/.*(revision \([0-9a-f]\{7,\}\), Python .*/\1/p' <<<"$said")"
+    [[ "$said" == "dora-exporter $version (revision "* && -n "$said_revision" && "$revision" == "$said_revision"* ]] \
+        || die "--version: '$said'"
+    echo "--- the application's venv holds exactly the locked distributions (plus the project)"
+    installed="$(run /opt/venv/bin/python -c 'import importlib.metadata as m, re
+for d in m.distributions(): print(re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(), d.version)' | sort)"
+    locked="$(python3 -c 'import re, sys
+for line in open(sys.argv[1]):
+    m = re.match(r"([A-Za-z0-9._-]+)==([^ ;\\]+)", line)
+    if m: print(re.sub(r"[-_.]+", "-", m[1]).lower(), m[2])' requirements.lock | sort)"
+    expected="$(printf '%s\ndora-exporter %s\n' "$locked" "$version" | sort)"
+    [[ "$installed" == "$expected" ]] || die "venv differs from requirements.lock: $(diff <(echo "$expected") <(echo "$installed"))"
+    echo "$(wc -l <<<"$installed") distributions, as locked"
     echo "--- dora-exporter check-config (DORA_EXPORTER_CONFIG=/etc/dora-exporter/dora.yaml)"
     run /usr/bin/tini -- dora-exporter check-config
     echo "--- git --version"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared helpers of the benchmark scripts: timing, peak RSS, the result table and JSON file."""
 
 from __future__ import annotations

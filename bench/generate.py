@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Generate a large synthetic GitOps setup with ``git fast-import``: a source repo and a GitOps repo.
 
     python bench/generate.py --out /tmp/bench-large --commits 200000 --layout values --shape linear

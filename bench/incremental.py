@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Incremental polls on a large ingested store: one that finds 0 new commits, one that finds 100.
 
     python bench/incremental.py /tmp/bench-large [--json bench/results/incremental.json]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Full first ingest vs ``git log --first-parent -p`` over the same paths, in the same run.
 
     python bench/ingest.py /tmp/bench-large [--json bench/results/ingest.json]

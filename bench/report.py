@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``dora-exporter report --window 90d`` wall time on a large store.
 
     python bench/report.py /tmp/bench-large [--json bench/results/report.json]

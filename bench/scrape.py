@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Serving ``/metrics`` from a large store vs prometheus_client's bare exposition, in the same run.
 
     python bench/scrape.py /tmp/bench-large [--json bench/results/scrape.json]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Markdown tables from the JSON results of several setups (the figures in bench/README.md and
 docs/scale.md come from this).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Generate the Grafana dashboards of dora-exporter from code.
 
     python dashboards/generate.py            # (re)write dashboards/*.json

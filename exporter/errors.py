@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The exception hierarchy: one base class so callers can tell our failures from bugs."""
 
 from collections.abc import Sequence

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every natural key the exporter stores, built in one place.
 
 A natural key is how a row is found again when its input is read again (an ingest re-run, a

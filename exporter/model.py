@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Frozen value objects shared by every layer; no I/O here.
 
 All datetimes are timezone-aware UTC. Store ids are plain ints assigned by the store.

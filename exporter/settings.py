@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The plain, validated values the rest of the code receives: frozen dataclasses, no parsing.
 
 The config package builds them from YAML and the environment; sources, ingest and serve read them

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Writes the ``config`` part of the chart's ``values.schema.json`` from the exporter's own config schema.
 
 The exporter's model is the one definition of the config document; the chart adds only what it owns

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``check-config`` and ``config-schema``: the config as loaded (secrets redacted), and its schema."""
 
 from __future__ import annotations

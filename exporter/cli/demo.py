@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``demo``: generate the MiniShop GitOps repository and its config, then run a daemon on it.
 
 The directory is the demo's own (``exporter.demo.workdir``): another one is refused unless ``--force``.

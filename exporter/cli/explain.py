@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``explain``: one deployment of a pair, its changes, lead times and failures, as JSON."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """structlog setup: JSON lines when not on a TTY (what log shippers want), readable text on one.
 
 Every line on stderr goes through the same renderer: the exporter's own events, and the standard

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``dora-exporter``: parse the command line and dispatch to the command's module.
 
 Exit codes: 0 ok, 1 runtime error, 2 bad configuration or usage. Every failure the exporter

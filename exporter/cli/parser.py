@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The command line's grammar: every sub-command and its options, each value checked where it is parsed.
 
 A bad value is a usage error (exit 2) that names its flag, before any config or store is opened.
@@ -8,17 +9,31 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from exporter import __version__
+from exporter import PYTHON_VERSION, __revision__, __version__
 from exporter.config.limits import WINDOW
 from exporter.core.durations import format_duration, parse_duration
 
-__all__ = ["DESCRIPTION", "EARLIEST", "MAX_DEMO_DAYS", "MAX_WINDOW_SECONDS", "parser"]
+__all__ = ["DESCRIPTION", "EARLIEST", "MAX_DEMO_DAYS", "MAX_WINDOW_SECONDS", "VERSION_LINE", "parser"]
 
 DESCRIPTION = "DORA metrics from Git, Argo CD and GitHub. Exit codes: 0 ok, 1 runtime error, 2 bad config or usage."
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # the store holds Unix times: anything earlier is a typo
 MAX_WINDOW_SECONDS = WINDOW.maximum  # the config's bound on windows: one limit for both ways of asking
 MAX_DEMO_DAYS = 3660  # ten years of MiniShop is ~100k deployments, a few minutes to generate
+
+
+VERSION_LINE = f"dora-exporter {__version__} (revision {__revision__}, Python {PYTHON_VERSION})"
+
+
+class _Version(argparse.Action):
+    """``--version``: one line on stdout, exit 0 (argparse's own action would wrap it to the terminal)."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(VERSION_LINE)
+        parser.exit()
 
 
 def _time(text: str) -> datetime:
@@ -58,7 +73,7 @@ def _days(text: str) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dora-exporter", description=DESCRIPTION)
-    p.add_argument("--version", action="version", version=f"dora-exporter {__version__}")
+    p.add_argument("--version", action=_Version, help="show the version, the git revision and Python; exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     def cmd(name: str, help_: str) -> argparse.ArgumentParser:

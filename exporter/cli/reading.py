@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The store opened for a command that only reads it (``report``, ``explain``): no daemon is built."""
 
 from __future__ import annotations

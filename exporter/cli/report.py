@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``report``: the DORA metrics per service and environment over a window, as a table or JSON."""
 
 from __future__ import annotations

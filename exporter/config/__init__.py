@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The configuration: one typed model loaded from YAML and the environment, and its redaction."""
 
 from __future__ import annotations

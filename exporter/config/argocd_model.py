@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The ``argocd:`` section of the config model: which Applications to watch and how to read them."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The rules that span sections, checked once every section is valid on its own.
 
 They are collected, not raised one by one, so a config with several mistakes names them all at once.

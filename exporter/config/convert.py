@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The validated model as the plain ``exporter.settings`` values the rest of the code receives.
 
 Conversion cannot fail: the model and ``checks`` have refused everything it could trip on. Paths resolve

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the environment adds to the file: secrets (only ever from here) and ``DORA_*`` overrides.
 
 Secrets come from ``DORA_*`` variables or the files ``*_FILE`` variables point to, never from the file, so

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The value types the config model is built from: durations, regexes, addresses, names, and the section base.
 
 Each type validates and converts in one place (``"90s"`` to seconds, a regex string to a compiled pattern)

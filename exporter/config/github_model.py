@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The ``github:`` section of the config model: the API client, incidents, and the Deployments API source.
 
 Only what the section can check by itself is here; service names are checked against ``services`` in

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Pydantic's validation errors as ``(dotted key, message)`` pairs, worded as the config always has been."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The upper bound of every duration and count in the config, each with its reason, in one place.
 
 A value past its bound is a config error (``check-config`` exits 2 naming the key), not a start that

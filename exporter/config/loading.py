@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One validated configuration: a YAML file plus the environment, as ``exporter.settings`` values.
 
 Validation is complete at start-up and reports every mistake at once, each under the dotted key that is

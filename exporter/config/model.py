@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The configuration document as one typed model: one class per section, each default written once.
 
 The model checks what one section can check by itself (types, durations, regexes, orderings); the rules

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The effective configuration as plain data for ``check-config`` and logs, with every secret hidden.
 
 Secrets show only whether they are set; credentials embedded in clone URLs are masked; durations are

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The JSON Schema of the config document, for editors, the Helm chart and ``dora-exporter config-schema``."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A listener's TLS and basic authentication, in the Prometheus exporter-toolkit's terms.
 
 The keys are those of exporter-toolkit's web configuration (``tls_server_config`` and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Pure correlation rules: tag to commit, rollback detection, change attribution. No I/O.
 
 The rollback rule (DESIGN §2, documented in docs/semantics.md): deployment N is a rollback of

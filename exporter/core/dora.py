@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The four keys (plus rework rate) over a window. Pure: ``now`` is passed in.
 
 Empty windows are defined, never NaN: counts and deployments per day are 0; a ratio with no

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Human durations ("90s", "1h30m", "7d", "2w") to seconds, for config and CLI flags."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Performance levels: elite/high/medium/low per metric, from named presets of the DORA reports.
 
 Apart from the window statistics so that configuration (presets, custom bounds) depends on the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The computed picture the collector, the landing page and ``report`` serve. Pure.
 
 Built once after each ingest from the store's histories, never per scrape: a scrape only walks

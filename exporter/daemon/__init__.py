@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The composition root: wires sources, ingest, store and serve, runs the jobs and supervises them.
 
 ``wiring`` builds the parts from a config, ``jobs`` schedules the ``passes``, ``supervision`` guards

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Argo CD watch threads: one supervised watch per namespace, whose reports feed the ingester,
 the source's health and self-metrics, and the published snapshot."""
 

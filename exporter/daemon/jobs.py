@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The scheduler: the one way to register a periodic job, and to run one now (apscheduler 3.x lives here only)."""
 
 from __future__ import annotations

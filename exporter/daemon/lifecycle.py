@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Run and stop: signals, the HTTP listeners, the watch threads and the jobs, a shutdown within
 ``STOP_BUDGET_SECONDS``, and the store closed last.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Binding a listener: a failure names the config key and the address, and says what to do."""
 
 from __future__ import annotations

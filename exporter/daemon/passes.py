@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The guarded passes the jobs run: a GitOps poll, and the GitHub changes, incidents and deployments.
 
 Each pass takes its own lock, so two runs of it never overlap and the shutdown can wait for it;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The snapshot publisher: recomputes the snapshot from the store and hands it to the scrapes.
 
 A recompute happens after an ingest changed something, never per scrape. Recomputes are

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``Daemon``: one handle on the parts of a daemon (wiring, passes, publisher, watches, lifecycle).
 
 The CLI's ``run`` and ``ingest`` and the tests drive a daemon through it; the work is done by the

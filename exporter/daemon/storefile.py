@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Opening the configured store: a failure names ``store.path`` and says what to do.
 
 The store reports SQLite's own words ("unable to open database file"); an operator needs to know

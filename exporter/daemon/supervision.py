@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One guard for every supervised task: each run of a job, and each long-lived watch thread.
 
 Whatever a task raises ends in the same three places: a log event that says what happened (the

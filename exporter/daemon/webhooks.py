@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What a verified webhook sets going: a GitHub event runs the job that would see it now; an Argo CD
 notification is recorded once as a hint (the watch stays the truth)."""
 

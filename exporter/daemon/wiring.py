@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The composition root: every collaborator of a daemon, built from a ``Config`` in one place.
 
 The optional ones exist only when their source is configured, and their client libraries are

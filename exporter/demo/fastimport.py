@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A minimal ``git fast-import`` writer: thousands of commits per second with fixed dates.
 
 Used by the demo and the benchmarks; ``sha()`` asks fast-import for a commit's id mid-stream

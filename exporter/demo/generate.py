@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Generate the MiniShop GitOps monorepo of the seed guide, with months of seeded history.
 
 What happens, as in ``minishop-gitops-guide.md``: developers commit to ``services/<svc>/`` on

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The demo's output directory: claimed with a marker file, so a re-run may overwrite only its own.
 
 ``demo --dir`` deletes a store and rewrites ``dora.yaml`` and ``minishop/``; pointed by mistake at a

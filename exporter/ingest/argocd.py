@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Ingesting Argo CD Applications: deployments, failed syncs and health, into the store.
 
 Daemon layer: the Argo CD source says what an Application looks like now; this module decides what

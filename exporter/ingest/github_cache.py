@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The GitHub source's cache kept in the store, shared by every GitHub ingester."""
 
 from __future__ import annotations

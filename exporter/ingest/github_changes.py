@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Ingesting from GitHub: the changes of deployments of ``github:`` services.
 
 **Changes.** The GitOps poll records a deployment of a ``github:`` service at once and queues it

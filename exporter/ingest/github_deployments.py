@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Ingesting GitHub deployments (the Deployments API): deployments, failed attempts and their restores.
 
 For teams that record deployments in GitHub. Each configured repository's deployments are read

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Ingesting incidents from GitHub: issues with the incident label become failures in the store.
 
 An incident maps to a service by label or title pattern and is attributed, once, when first seen,

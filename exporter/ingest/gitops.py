@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Ingesting a GitOps repository: deployments, their changes and rollbacks, into the store.
 
 This is where sources meet the store (daemon layer): the gitops source says which values changed,

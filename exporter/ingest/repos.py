@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The repositories the ingesters read, opened (or mirrored) once and shared, and the commit a tag names."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Restores of failed attempts: how a failed sync or a failed GitHub deployment ends."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Rollbacks: a deployment that goes back to an earlier version marks the one it replaced as failed."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One deployment seen by several sources is one row.
 
 GitOps (a manifest commit), Argo CD (a sync in an application's history) and GitHub (a

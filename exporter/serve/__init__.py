@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Exposition: the Prometheus collectors, the HTTP endpoints, the landing page, the API and webhooks."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The JSON debug API under ``/api/``: why a number is what it is, for a person or a script.
 
 Each endpoint answers from the store through the injected ``Explain`` (indexed queries), never

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Basic authentication against bcrypt hashes, as the Prometheus exporter-toolkit does it.
 
 bcrypt is slow on purpose (a cost of 10 is about 50-100 ms of CPU), and Prometheus sends the same

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A counted capacity taken without waiting: connection slots of a listener, body bytes of the
 webhook listener. Refusing at once (instead of queueing) is what keeps a flood from holding threads."""
 

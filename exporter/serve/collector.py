@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The DORA collector: DESIGN §3 families from the latest snapshot, with the self-metrics beside.
 
 Rules from Prometheus' "writing exporters" guide: fresh families on every scrape from an

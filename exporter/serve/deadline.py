@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reads from a client's socket against one deadline for the whole request.
 
 A socket timeout alone is per ``recv``: a client sending one byte just before each timeout holds

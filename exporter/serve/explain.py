@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Why a number is what it is: one deployment's changes, lead times and failure reasons, as JSON."""
 
 from __future__ import annotations

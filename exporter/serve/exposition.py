@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The latest snapshot and the ``/metrics`` body rendered from it.
 
 The DORA families are a pure function of the (immutable) snapshot, which changes only after a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What every request handler of both listeners shares: the request deadline and header
 allowance, the headers on every answer, and 405 for a method a route does not serve."""
 

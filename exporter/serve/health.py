@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Per-source health and process heartbeats, shared by the daemon (writer) and HTTP/metrics (readers)."""
 
 from __future__ import annotations

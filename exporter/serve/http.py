@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """HTTP servers and routing: ``/metrics``, ``/healthz``, ``/readyz``, ``/``, ``/api/...`` on the main
 listener, the webhook routes on their own.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """How deep a JSON document nests, found without parsing it.
 
 The standard parser recurses once per level and raises ``RecursionError`` somewhere near a

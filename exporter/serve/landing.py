@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The HTML landing page: the production numbers of the main window and each source's state.
 
 One static page with no script or style, built from the in-memory snapshot, so a person can check

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every limit the HTTP listeners enforce, in one place (``docs/limits.md`` says why each value).
 
 They are module constants for now; a config key for each will follow, mapped onto ``Limits`` by

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The threading HTTP server of each listener, bounded in connections.
 
 One thread per connection is what lets a slow client not block Prometheus; the cap on connections

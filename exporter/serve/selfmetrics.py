@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The exporter's own families: source health, errors, unmatched inputs, watch and webhook
 counters, build info and the snapshot's age.
 
@@ -13,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from exporter import __version__
+from exporter import PYTHON_VERSION, __revision__, __version__
 from exporter.core.snapshot import Snapshot
 from exporter.serve.exposition import SnapshotHolder
 from exporter.serve.health import Health, SourceState
@@ -155,8 +156,12 @@ def _counters(sources: Mapping[str, SourceState], tallies: Mapping[tuple[str, st
 
 
 def _build_info() -> Metric:
-    info = GaugeMetricFamily("dora_exporter_build_info", "Build information", labels=["version"])
-    info.add_metric([__version__], 1)
+    info = GaugeMetricFamily(
+        "dora_exporter_build_info",
+        "Build information: the version, the git commit it was built from and the Python version",
+        labels=["version", "revision", "python_version"],
+    )
+    info.add_metric([__version__, __revision__, PYTHON_VERSION], 1)
     return info
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A listener's TLS context, rebuilt when its certificate, key or client CA files change on disk.
 
 Certificates are rotated by replacing files (cert-manager updates a Secret, the kubelet swaps the

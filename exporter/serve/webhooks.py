@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The webhook listener's request handling and GitHub's delivery queue.
 
 The listener is separate from ``/metrics`` so it can be exposed alone. It serves POST only and

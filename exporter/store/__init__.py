@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The embedded store: the only package that touches SQL."""
 
 from exporter.store.db import ArgoApp, GitHubDeploymentRow, LazyHistories, Store, Tx

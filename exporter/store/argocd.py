@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the store keeps of Argo CD: applications, their history entries (each the deployment it
 became), sync operations, health transitions and history gaps."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What every aggregate's queries share: the connection they run on, and the pair filter."""
 
 from __future__ import annotations

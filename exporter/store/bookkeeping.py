@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The ingesters' own state: cursors, the GitOps pair state, the GitHub answer cache, the inputs
 skipped as unusable (counted once each) and the webhook events received."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Plain access to the rows a new observation may turn out to be: by manifest commit, by pair
 and time range, by source. Which of them it *is* is decided in ``exporter.ingest.unify``; these
 queries only find rows and say what already points at them."""

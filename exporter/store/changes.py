@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The changes table's dedup key: a change is attributed once per pair, to the first deployment
 that delivered it.
 

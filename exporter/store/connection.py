@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The engine-neutral face of a database connection, as the aggregate modules use it.
 
 A subset of the DB-API (PEP 249) that both SQLite's and PostgreSQL's drivers provide: rows come

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The store's two faces: ``Store``, the database (reads on the calling thread's connection, and
 ``transaction()`` for writes), and ``Tx``, one write transaction. Both only compose the aggregate
 query classes; the engine behind them holds the connections."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The deployments table: one row per real deployment, whichever sources saw it, and the queue
 of deployments whose commit and changes a remote source still has to give."""
 

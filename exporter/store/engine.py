@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The SQLite engine: the only module that knows which database the store is.
 
 WAL, ``synchronous=FULL``, one writer connection behind a lock, and a small pool of reader

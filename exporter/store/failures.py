@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The failures table: rollbacks, failed syncs and deployments, degradations and incidents, each
 with the deployment it is attributed to and when (and by which deployment) it was restored."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the store keeps of GitHub deployments: each one's last state and the rows it became."""
 
 from __future__ import annotations

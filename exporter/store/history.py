@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The reads that feed the snapshot: each pair's deployments, failures and change lead times over
 a window (all pairs at once, or one pair at a time), and all-time totals aggregated in SQL and
 kept up to date incrementally between recomputes."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One writer per store, across processes: an exclusive ``flock`` on ``<store>.lock``.
 
 Two daemons on one store would interleave their ingests and each keep its own idea of the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Versioned migrations, applied in order and recorded in ``PRAGMA user_version``.
 
 Every table has a natural key so that every write is an idempotent upsert: a re-run, a restart

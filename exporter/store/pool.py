@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A bounded pool of reader connections, lent for one read (or one snapshot) at a time.
 
 Why a pool and not a connection per thread: the HTTP server runs every request on a new thread,

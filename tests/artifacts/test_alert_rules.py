@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Prometheus rules in alerts/: valid, unit-tested with promtool, documented.
 
 promtool comes from Debian's `prometheus` package (`bash .ci/install-prometheus.sh`). These tests

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Grafana dashboards in dashboards/: generated from code, valid for Grafana, and correct.
 
 Prerequisites, installed by CI (these tests fail, they do not skip, without them):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Helm chart under ``helm/dora-exporter``, rendered by Helm's own engine and checked for real.
 
 - Helm v4's engine (``helm-python-sdk``): lint, render, schema validation, packaging.
@@ -20,6 +21,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -201,10 +203,11 @@ def test_chart_metadata() -> None:
         assert chart.name == "dora-exporter"
         assert chart.metadata["apiVersion"] == "v2"
         assert chart.schema is not None, "values.schema.json must ship with the chart"
-    pyproject_version = next(
-        line.split('"')[1] for line in (ROOT / "pyproject.toml").read_text().splitlines() if line.startswith("version")
-    )
-    assert load_yaml(CHART / "Chart.yaml")["appVersion"] == pyproject_version
+    # The package's version comes from the git tag (setuptools-scm); the release workflow sets the chart's
+    # version and appVersion from the same tag. Between releases both hold the last released version.
+    meta = load_yaml(CHART / "Chart.yaml")
+    assert isinstance(meta["appVersion"], str) and meta["version"] == meta["appVersion"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", meta["version"]), meta["version"]
 
 
 # --- what the chart renders ----------------------------------------------------------------------------
@@ -220,7 +223,7 @@ def test_default_values_render_the_core_objects_only() -> None:
 def test_full_values_turn_every_optional_part_on() -> None:
     objs = set_objects("full")
     kinds = {o["kind"] for o in objs}
-    assert {"Ingress", "ServiceMonitor", "PrometheusRule", "PersistentVolumeClaim", "Role"} <= kinds
+    assert {"Ingress", "ServiceMonitor", "PrometheusRule", "PersistentVolumeClaim", "Role", "NetworkPolicy"} <= kinds
     assert len(of_kind(objs, "PrometheusRule")) == len(rule_files()) >= 1
     dashboards = [o for o in of_kind(objs, "ConfigMap") if "grafana_dashboard" in o["metadata"]["labels"]]
     assert len(dashboards) == len(dashboard_files()) >= 1
@@ -442,6 +445,104 @@ def test_notes_render() -> None:
     assert "emptyDir" in rendered("trial")["dora-exporter/templates/NOTES.txt"]
 
 
+# --- image, extra volumes, NetworkPolicy, examples ------------------------------------------------------
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def app_version() -> str:
+    version: str = load_yaml(CHART / "Chart.yaml")["appVersion"]
+    return version
+
+
+def test_default_image_is_the_released_one_at_the_app_version() -> None:
+    assert container(set_objects("default"))["image"] == f"ghcr.io/dora-exporter/dora-exporter:{app_version()}"
+    tagged = container(objects(render({"image": {"tag": "9.9.9"}})))["image"]
+    assert tagged == "ghcr.io/dora-exporter/dora-exporter:9.9.9"
+    both = container(objects(render({"image": {"tag": "9.9.9", "digest": DIGEST}})))["image"]
+    assert both == f"ghcr.io/dora-exporter/dora-exporter@{DIGEST}", "the digest wins over the tag"
+
+
+def test_examples_are_pinned_to_the_app_version() -> None:
+    version = app_version()
+    assert values_of("argocd-example")["image"]["tag"] == version
+    assert container(set_objects("argocd-example"))["image"].endswith(f":{version}")
+    app = load_yaml(EXAMPLES / "argocd" / "application.yaml")
+    chart_source = next(s for s in app["spec"]["sources"] if s.get("path") == "helm/dora-exporter")
+    assert chart_source["targetRevision"] == f"v{version}"
+    for set_name in VALUES_SETS:
+        image = values_of(set_name).get("image", {})
+        assert image.get("digest") or image.get("tag", version) == version, set_name
+
+
+def test_extra_volumes_and_mounts_are_added_after_the_charts_own() -> None:
+    objs = set_objects("full")
+    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+    full = values_of("full")
+    assert pod["volumes"][-len(full["extraVolumes"]) :] == full["extraVolumes"]
+    mounts = container(objs)["volumeMounts"]
+    assert mounts[-len(full["extraVolumeMounts"]) :] == full["extraVolumeMounts"]
+    assert {"name": "TZ", "value": "UTC"} in container(objs)["env"]
+    names = [v["name"] for v in pod["volumes"]]
+    assert len(names) == len(set(names))
+
+
+def _policy(values: dict[str, Any]) -> dict[str, Any]:
+    return one(objects(render(values)), "NetworkPolicy")
+
+
+def _ports(rule: dict[str, Any]) -> set[tuple[Any, str]]:
+    return {(p["port"], p["protocol"]) for p in rule["ports"]}
+
+
+def test_network_policy_is_off_by_default() -> None:
+    for set_name in ("default", "trial", "argocd-example"):
+        assert not of_kind(set_objects(set_name), "NetworkPolicy"), set_name
+
+
+def test_network_policy_ingress_and_egress() -> None:
+    objs = set_objects("full")
+    policy = one(objs, "NetworkPolicy")["spec"]
+    np = values_of("full")["networkPolicy"]
+    pod_labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    # Ingress: each named port from its own peers only.
+    by_port = {rule["ports"][0]["port"]: rule for rule in policy["ingress"]}
+    assert set(by_port) == {"metrics", "webhooks"}
+    assert by_port["metrics"]["from"] == np["ingress"]["metrics"]["from"]
+    assert by_port["webhooks"]["from"] == np["ingress"]["webhooks"]["from"]
+    # Egress: DNS, the API server, Git/GitHub/GitLab, then the extra rules.
+    dns, api, git, *extra = policy["egress"]
+    assert _ports(dns) == {(53, "UDP"), (53, "TCP")}
+    assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert [peer["ipBlock"]["cidr"] for peer in api["to"]] == ["10.0.0.0/28"]
+    assert _ports(api) == {(443, "TCP"), (6443, "TCP")}
+    assert [peer["ipBlock"]["cidr"] for peer in git["to"]] == ["10.20.0.0/16", "140.82.112.0/20"]
+    assert _ports(git) == {(443, "TCP"), (22, "TCP")}
+    assert extra == np["extraEgress"]
+
+
+def test_network_policy_closes_ports_without_peers_and_skips_the_api_without_argocd() -> None:
+    policy = _policy(
+        {
+            "networkPolicy": {"enabled": True, "ingress": {"metrics": {"from": []}}},
+            "config": {"argocd": {"enabled": False}},
+        }
+    )["spec"]
+    assert policy["ingress"] == [], "no peers: nothing may connect (an empty `from` would mean everyone)"
+    _dns, git = policy["egress"]
+    assert _ports(git) == {(443, "TCP"), (22, "TCP")}
+    assert [peer["ipBlock"]["cidr"] for peer in git["to"]] == ["0.0.0.0/0"]
+    # The defaults open the metrics port to Prometheus in `monitoring` only.
+    api_values = {"networkPolicy": {"enabled": True, "egress": {"kubernetesApi": {"cidrs": ["192.168.0.1/32"]}}}}
+    default = _policy(api_values)["spec"]
+    assert [r["ports"][0]["port"] for r in default["ingress"]] == ["metrics"]
+    assert default["ingress"][0]["from"][0]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+    }
+
+
 # --- bad values fail at install ------------------------------------------------------------------------
 
 SCHEMA_FAILURES: dict[str, tuple[dict[str, Any], str]] = {
@@ -461,6 +562,9 @@ SCHEMA_FAILURES: dict[str, tuple[dict[str, Any], str]] = {
     "bad digest": ({"image": {"digest": "latest"}}, "/image/digest"),
     "secret in extraEnv": ({"extraEnv": [{"name": "DORA_GITHUB_TOKEN", "value": "x"}]}, "/extraEnv/0"),
     "argocd namespace not a name": ({"config": {"argocd": {"enabled": True, "namespaces": ["Argo CD"]}}}, "/config"),
+    "bad cidr": ({"networkPolicy": {"egress": {"git": {"cidrs": ["github.com"]}}}}, "/networkPolicy/egress/git/cidrs"),
+    "unknown policy key": ({"networkPolicy": {"ingres": {}}}, "/networkPolicy"),
+    "mount without path": ({"extraVolumeMounts": [{"name": "x"}]}, "/extraVolumeMounts/0"),
 }
 
 
@@ -492,6 +596,10 @@ TEMPLATE_FAILURES: dict[str, tuple[dict[str, Any], str]] = {
     "ingress without host": (
         {"ingress": {"enabled": True}, "secrets": {"argocdWebhookToken": {"existingSecret": "w"}}},
         "ingress.host is required",
+    ),
+    "network policy without the API server's address": (
+        {"networkPolicy": {"enabled": True}},
+        "networkPolicy.egress.kubernetesApi.cidrs is required",
     ),
 }
 
@@ -631,6 +739,8 @@ def test_api_server_accepts_every_rendered_object(rbac_cluster: KubeCluster, set
     assert result.returncode == 0, result.stderr
     accepted = [line for line in result.stdout.splitlines() if line.endswith("(server dry run)")]
     assert len(accepted) == len(objs), result.stdout
+    if set_name == "full":
+        assert any(line.startswith("networkpolicy.networking.k8s.io/") for line in accepted), result.stdout
 
 
 @pytest.mark.slow

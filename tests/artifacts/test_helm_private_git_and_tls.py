@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The chart's private Git (``git.ssh``, ``git.https``, ``git.caBundle``) and per-listener TLS and
 basic auth: what reaches the Deployment and the ConfigMap, and that no credential lands in the
 ConfigMap. The credential helper the chart renders is run by a real ``git credential fill``."""

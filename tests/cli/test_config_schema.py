@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``dora-exporter config-schema`` prints the config model's JSON Schema, the one the chart embeds."""
 
 from __future__ import annotations

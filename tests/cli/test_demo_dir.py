@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``demo --dir``: a directory the demo did not make is not overwritten unless ``--force``."""
 
 from __future__ import annotations

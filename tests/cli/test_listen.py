@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """An HTTP port already in use ends ``run`` with one line naming the config key and the address."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The log on stderr: one JSON object per line in json mode, library lines included, values bounded."""
 
 from __future__ import annotations

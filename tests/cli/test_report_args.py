@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``report``'s own arguments: each bad value exits 2 naming the flag it came from, never a traceback."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What ``report`` says when there is nothing to report, when its reader goes away, and ``--help``."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A store that cannot be opened ends every command with one line naming ``store.path``, exit 1."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The ``argocd:`` config section: the chart's shape, the optional keys, and errors that name the key."""
 
 from __future__ import annotations

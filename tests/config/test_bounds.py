@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every duration and count in the config has an upper bound: a value past it fails ``check-config``
 (exit 2, naming its dotted key) instead of passing and then crashing every start with an
 ``OverflowError`` traceback. Run through the real CLI in a subprocess, as an operator would."""

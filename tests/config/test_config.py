@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``exporter.config.loading``: a full valid config, path templates, name normalization, errors that name the
 key, and ``check-config`` run for real as a subprocess."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The typed model: every mistake of a file reported at once, ``DORA_*`` overrides, and the JSON Schema."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The documentation of the config cannot drift from the model: the README's configuration reference
 names every key, and the chart's ``values.schema.json`` holds the model's schema as generated."""
 

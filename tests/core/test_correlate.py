@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``exporter.core.correlate``: tag to commit, versions, rollback detection and lead time; pure, literal data."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``exporter.core.dora``: window statistics and performance levels, on literal data with a fixed ``now``."""
 
 from __future__ import annotations

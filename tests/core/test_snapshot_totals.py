@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The snapshot built from the windows' rows plus SQL totals equals the one built from all history.
 
 ``Daemon.recompute`` loads only the longest window as objects and takes the all-time numbers

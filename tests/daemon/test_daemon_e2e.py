@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End to end, real parts only: the demo generator's repository, the CLI as subprocesses, the daemon
 scraped over loopback, ``promtool`` on its output, and the ground truth the generator wrote."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Done means: only a GitOps repo and a GitHub token, and ``report`` gives squash-aware lead times
 and incident-based failures and restores. The CLI runs for real, as a subprocess."""
 

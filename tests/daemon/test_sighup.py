@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """SIGHUP stops ``run`` as SIGTERM does: logged, the store checkpointed and closed, exit 0.
 
 A reload would need the whole wiring rebuilt (listeners, watches, jobs, clients); a clean stop

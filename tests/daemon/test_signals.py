@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A signal never deadlocks the daemon.
 
 A signal handler runs on the main thread between two bytecodes, possibly while that thread holds

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Which sources have a health series: only the configured ones (issue 20, item 2).
 
 An unconfigured source exposed as ``dora_exporter_source_up 0`` makes ``DoraSourceDown`` fire 15 minutes

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The one guard every job run and watch thread goes through: each way a task can end gets its own
 log event, and a failure takes the task's part of its source down with the error's kind."""
 

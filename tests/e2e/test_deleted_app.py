@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End to end with real servers: deleting a failing Argo CD Application resolves its pages, and an
 Argo CD-only install has no false DoraSourceDown (issue 20, items 2 and 3).
 

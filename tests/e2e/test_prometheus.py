@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End to end with real servers: the daemon on demo data, scraped by a real Prometheus that loads
 ``alerts/``, alerts delivered by a real Alertmanager to a webhook receiver on loopback.
 

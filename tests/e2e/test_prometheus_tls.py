@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real Prometheus scrapes the daemon over TLS with basic auth and a client certificate.
 
 The daemon's main listener requires both (``RequireAndVerifyClientCert`` and a bcrypt user); three

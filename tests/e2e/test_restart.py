@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End to end with real servers: an exporter restart in the middle of a failing sync does not
 resolve and re-page DoraSyncFailed (issue 20, item 1).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The import contracts in ``.importlinter`` hold on the package, and each kind of contract can fail.
 
 Why the planted violations: a contract that cannot fail is no contract. Each case copies the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The real kube-apiserver support works as the exporter's Argo CD watcher will need it to.
 
 Why: these are the behaviours a fake API server gets wrong — CRD storage of ``status``, watch events

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The changes of ``github:`` services against GitHub's edges: compares GitHub will never answer,
 open pull requests, net diffs and renames."""
 

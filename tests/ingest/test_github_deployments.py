@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """GitHub deployments (the Deployments API) against the fake GitHub on loopback: successes, failed
 attempts and their restores, statuses that finish later, paging and the high-water mark, one row
 per real deployment with GitOps in both orders, unknown environments and a spent budget."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Incident issues as failures: attribution inside and outside the window, restores, reopening."""
 
 from __future__ import annotations

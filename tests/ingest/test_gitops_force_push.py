@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A force-push that moves a pair back, on real repositories: what the rewritten head declares is
 what runs, so a value the pair had before is deployed again (and judged by the rollback rules).
 

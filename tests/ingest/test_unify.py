@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One real deployment is one deployment when both the GitOps source and Argo CD see it.
 
 Argo CD's revision is a commit of the GitOps repository; the GitOps source knows which manifest

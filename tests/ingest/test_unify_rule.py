@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The multi-source rule (``ingest.unify``) on a real store, one condition at a time: which stored
 row a GitOps commit, an Argo CD sync or a GitHub deployment adopts, with the time window's bounds
 and the tie-breaks. The end-to-end cases are in ``test_unify.py`` and ``test_github_deployments.py``."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Both listeners of a real ``HttpApp`` on loopback, with a GitHub webhook and a bearer-token route."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``/api/deployments`` one page at a time, over real HTTP on a store of 20,000 deployments written
 through the store's own API: pages chain to exactly every row, filters select, bad parameters are
 400, and eight unfiltered calls at once hold a bounded amount of memory (issue 13: each returned the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """POST /webhooks/argocd on its own listener: bearer token, bounded body, JSON shape, replays.
 
 The daemon runs for real (its watch pointed at a kubeconfig that does not exist, so the source is

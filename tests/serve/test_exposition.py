@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The collector on literal data: exact samples from a fresh ``CollectorRegistry`` per test."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric as PromMetric
 from prometheus_client.samples import Sample
 
-from exporter import __version__
+from exporter import PYTHON_VERSION, __revision__, __version__
 from exporter.core import snapshot
 from exporter.model import PairKey
 from exporter.serve import DoraCollector, SnapshotHolder
@@ -30,6 +31,8 @@ from tests.support.sample_histories import (
     build,
     health,
 )
+
+BUILD_INFO = {"version": __version__, "revision": __revision__, "python_version": PYTHON_VERSION}
 
 
 @pytest.fixture
@@ -180,7 +183,7 @@ def test_state_gauges(
 
 
 def test_self_metrics_start_at_zero(registry: CollectorRegistry) -> None:
-    assert value(registry, "dora_exporter_build_info", version=__version__) == 1.0
+    assert value(registry, "dora_exporter_build_info", **BUILD_INFO) == 1.0
     assert value(registry, "dora_exporter_source_up", source="gitops") == 0.0
     assert value(registry, "dora_exporter_source_last_success_timestamp_seconds", source="gitops") is None
     for reason in ("malformed_manifest", "missing_key", "non_scalar_value", "unresolved_tag", "blob_missing"):
@@ -218,6 +221,9 @@ def samples(reg: CollectorRegistry) -> Iterator[tuple[PromMetric, Sample]]:
 
 
 ALLOWED_LABELS = {"service", "environment", "reason", "window", "metric", "le", "source", "kind", "version"}
+# The commit hash is a label of the one build_info series only (as in Prometheus' own build_info): one value per
+# running binary, never a label of a DORA series.
+BUILD_INFO_LABELS = {"version", "revision", "python_version"}
 
 
 def test_no_nan_no_timestamps_bounded_labels(registry: CollectorRegistry) -> None:
@@ -225,7 +231,8 @@ def test_no_nan_no_timestamps_bounded_labels(registry: CollectorRegistry) -> Non
     for family, s in samples(registry):
         assert not math.isnan(s.value), (family.name, s)
         assert s.timestamp is None, (family.name, s)
-        assert set(s.labels) <= ALLOWED_LABELS, (family.name, s)
+        allowed = BUILD_INFO_LABELS if family.name == "dora_exporter_build_info" else ALLOWED_LABELS
+        assert set(s.labels) <= allowed, (family.name, s)
         seen += 1
     assert seen > 100
     text = generate_latest(registry).decode()
@@ -235,7 +242,7 @@ def test_no_nan_no_timestamps_bounded_labels(registry: CollectorRegistry) -> Non
 def test_empty_snapshot_serves_self_metrics() -> None:
     reg = CollectorRegistry()
     reg.register(DoraCollector(SnapshotHolder(snapshot.Snapshot(NOW)), health()))
-    assert value(reg, "dora_exporter_build_info", version=__version__) == 1.0
+    assert value(reg, "dora_exporter_build_info", **BUILD_INFO) == 1.0
     assert value(reg, "dora_deployments_total", service="api", environment="prod") is None
     names = {f.name for f in reg.collect()}
     assert {"dora_deployments", "dora_lead_time_seconds", "dora_performance_level"} <= names  # families, no samples
@@ -269,7 +276,7 @@ def test_raising_dora_family_keeps_the_rest() -> None:
     sc = scrape(reg)
     assert at(sc, "dora_exporter_collector_errors_total") == 2.0  # one more per failing scrape
     assert at(sc, "dora_exporter_source_up", source="gitops") == 0.0
-    assert at(sc, "dora_exporter_build_info", version=__version__) == 1.0
+    assert at(sc, "dora_exporter_build_info", **BUILD_INFO) == 1.0
     assert not [k for k in sc if k[0].startswith("dora_") and not k[0].startswith("dora_exporter_")]
 
 
@@ -282,19 +289,19 @@ def test_bad_snapshot_data_breaks_one_family_only() -> None:
     sc = scrape(reg)
     assert at(sc, "dora_exporter_collector_errors_total") == 1.0
     assert at(sc, "dora_deployments_total", **pair(WEB_PROD)) is None
-    assert at(sc, "dora_exporter_build_info", version=__version__) == 1.0
+    assert at(sc, "dora_exporter_build_info", **BUILD_INFO) == 1.0
 
     # the other way round: bad unmatched keys break the self-metrics, the DORA families stay
     holder.set(dataclasses.replace(good, unmatched={("gitops",): 1}))  # type: ignore[dict-item]
     sc = scrape(reg)
     assert at(sc, "dora_deployments_total", **pair(WEB_PROD)) == 2.0
     assert at(sc, "dora_lead_time_seconds_count", **pair(API_PROD)) == 3.0
-    assert at(sc, "dora_exporter_build_info", version=__version__) is None
+    assert at(sc, "dora_exporter_build_info", **BUILD_INFO) is None
     assert at(sc, "dora_exporter_collector_errors_total") == 2.0
 
     holder.set(good)  # fixed data: served again, and the error counter does not decrease
     sc = scrape(reg)
-    assert at(sc, "dora_exporter_build_info", version=__version__) == 1.0
+    assert at(sc, "dora_exporter_build_info", **BUILD_INFO) == 1.0
     assert at(sc, "dora_deployments_total", **pair(WEB_PROD)) == 2.0
     assert at(sc, "dora_exporter_collector_errors_total") == 2.0
 

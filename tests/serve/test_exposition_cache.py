@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``Exposition`` serves exactly what the plain registry serves, in both formats, and follows the
 snapshot: the DORA part is rendered once per snapshot, the rest on every scrape."""
 

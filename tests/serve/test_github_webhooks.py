@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """POST /webhooks/github: signatures over the raw body, replayed deliveries, async hand-off."""
 
 from __future__ import annotations

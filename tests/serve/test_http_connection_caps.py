@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Unauthenticated senders cannot pin more than a stated number of threads or bytes.
 
 Resource assertions: handler threads counted in-process, memory traced with ``tracemalloc``, the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A request is bounded in time as a whole: a sender trickling its headers or its body is cut off
 at the deadline, however closely it spaces its bytes, and its connection slot comes back.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What every answer carries: 405 with ``Allow`` for a method a route does not serve, the security
 and caching headers, and a ``Server`` header that gives no version away."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Importing the serving side loads no source client library: the Kubernetes client and PyGithub
 cost tens of MB each and are loaded only when their source is configured."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every request is bounded in file descriptors: 1,000 requests to ``/api/deployments`` and 1,000
 Argo CD notifications leave an in-process daemon holding what it held before (issue 13: each one
 kept a store connection, two descriptors, until the daemon stopped)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """TLS and basic auth on both listeners, over real sockets with certificates made per test: the
 right credentials pass (and bcrypt runs once, then the cache answers), wrong ones get 401, the
 health probes stay open, a client certificate is required when configured, and certificates

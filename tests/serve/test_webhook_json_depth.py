@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A deeply nested JSON body is refused with a 400 that says why, and the listener keeps serving."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The changes table: once per pair, to the first deployment that delivered it, whatever the keys.
 
 The dedup key is a 60-bit hash; these tests force it to collide (every change on a handful of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The store's connections are bounded: reads from any number of short-lived threads (one per HTTP
 request) borrow a pooled reader and give it back, so file descriptors stay flat."""
 

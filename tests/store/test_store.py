@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The SQLite store: migrations, WAL, restart idempotence, and convergence after ``kill -9`` mid-ingest."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Store faults end in a ``StoreError`` that says what is wrong and what to do, with a kind of its
 own where an operator acts differently: a parent that is a file, damaged pages, a read-only file
 or filesystem, a full disk (issue 13 §7). Real files and real filesystems throughout."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One writer per store: a second daemon on the same store is refused, naming the first's PID
 (issue 13 §8); readers are not; the lock goes with the process that held it."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared helpers for the Argo CD tests: an Application derived from our fixture, a daemon in a thread."""
 
 from __future__ import annotations

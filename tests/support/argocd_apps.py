@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Argo CD Applications for ingest tests: our fixture Application renamed, with a history of our choosing."""
 
 from __future__ import annotations

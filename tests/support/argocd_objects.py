@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Argo CD Applications on a real kube-apiserver, written the way Argo CD's controller writes them.
 
 Shared by the relist tests (tests/sources/argocd) and the paging test of a deleted application

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Scripted hostile clients for the HTTP listeners, kept here so they run in CI.
 
 Each talks to one ``(host, port)`` on loopback over a raw socket, is bounded in count and in time,

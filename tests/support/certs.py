@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Certificates made on the fly for TLS tests: a CA, server certificates for 127.0.0.1 and client
 certificates, as PEM files in a folder (``cryptography``, no ``openssl`` CLI)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The CLI as operators run it: ``python -m exporter.cli`` in a subprocess, on this checkout's ``exporter``."""
 
 from __future__ import annotations

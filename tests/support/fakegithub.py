@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A fake GitHub REST API on loopback, for PyGithub pointed at it with ``base_url``.
 
 It answers in GitHub's shapes (the recorded-shape templates in ``tests/data/github/``) with

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared pieces of the GitHub tests: the fake API as a fixture and a client pointed at it."""
 
 from __future__ import annotations

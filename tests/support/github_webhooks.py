@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """GitHub webhook deliveries as GitHub sends them: signed over the raw body, posted with its headers."""
 
 from __future__ import annotations

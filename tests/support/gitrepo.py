@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Real git repositories for tests, with fixed commit dates so every timestamp is known exactly.
 
 Every command runs with its own environment (identity, dates, no user or system config), so a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real etcd + kube-apiserver on loopback, for tests that must talk to an actual API server.
 
 Why: watch semantics (resourceVersions, ``410 Gone`` after compaction, reconnects after a server restart)

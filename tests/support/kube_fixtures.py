@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pytest fixtures for a real kube-apiserver; import ``kube_cluster`` into a test module to use it.
 
 Why session scope: the cluster takes a few seconds to start and is cheap to share; tests must use

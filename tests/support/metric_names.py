@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The exporter's metric surface (DESIGN §3 and its self-metrics), shared by the rule and dashboard tests."""
 
 EXPORTER_METRICS = frozenset(

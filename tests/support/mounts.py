@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Real filesystems for the store's fault tests: a small tmpfs (a disk that fills up) and a
 read-only one. Mounting needs root (the tests run as root in CI); elsewhere the tests skip."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Where the project's files are, for tests in any folder depth."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real Prometheus and Alertmanager on free loopback ports, for end-to-end alerting tests.
 
 Both come from Debian's packages (``bash .ci/install-prometheus.sh``), with the flags set below.

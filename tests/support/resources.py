@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Resource measurements for the hardening tests: what a process holds, not how long it took."""
 
 from __future__ import annotations

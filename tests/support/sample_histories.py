@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Two pairs' literal histories at a fixed ``NOW`` and the snapshot built from them.
 
 The collector and exposition tests read exact samples off this snapshot, so its numbers are chosen:

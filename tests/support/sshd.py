@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Debian's OpenSSH server on a free loopback port, serving Git to one deploy key.
 
 Everything lives in a folder of the test: a host key made for this server, a deploy key whose

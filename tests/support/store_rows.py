@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A store's rows compared by their natural data, for tests that ingest the same history two ways."""
 
 from __future__ import annotations

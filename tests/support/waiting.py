@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Bounded polling for tests: wait for a condition instead of sleeping a guessed amount."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Argo CD: Applications read from the Kubernetes API (list, watch, relist) and what is read from each."""
 
 from __future__ import annotations

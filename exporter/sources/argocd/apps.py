@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the exporter reads from an Argo CD Application: the ``App`` snapshot and its pure parser.
 
 Parsing is kept apart from the watch so that what an Application means can be read (and tested) without

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Argo CD notification bodies: what argocd-notifications sends with the template in
 ``examples/argocd-notifications-cm.yaml``.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Argo CD watch: list and watch ``applications.argoproj.io/v1alpha1``, handing ``App`` snapshots on.
 
 The watch follows the Kubernetes list-then-watch contract (as kopf does): list, remember the list's

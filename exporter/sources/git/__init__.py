@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Git, read through the git CLI: the one place that runs `git` (plumbing, batch readers, the commit graph)."""
 
 from __future__ import annotations

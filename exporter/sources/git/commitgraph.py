@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """An in-memory commit graph of a source repository: a deployment's changes without a git process.
 
 Listing a deployment's changes with ``git log head ^prev -- paths`` and checking a rollback with

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Git plumbing for every source: mirrors, streaming log, blob reads, commit ranges.
 
 Everything goes through the ``git`` binary: it is fast, understands every repository format and

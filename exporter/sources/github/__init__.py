@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """GitHub's REST API through PyGithub: compares, pull requests, incident issues, deployments."""
 
 from __future__ import annotations

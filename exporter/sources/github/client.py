@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The GitHub client through PyGithub: requests within a budget, retries, the rate limit, errors, the cache.
 
 The only module that imports ``github``. Every library or transport error becomes a

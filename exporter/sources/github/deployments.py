@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """GitHub deployments and their statuses, newest first down to a high-water mark."""
 
 from __future__ import annotations

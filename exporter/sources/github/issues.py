@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Incident issues: the issues of a repository that carry the incident label, as plain ``Issue`` records."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A service repository read through the GitHub API: commits, compares and the pull requests behind them.
 
 ``GitHubRepo`` offers the surface the ingesters use on a local clone, so that a service repository need not

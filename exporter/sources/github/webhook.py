@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """GitHub's signed webhook deliveries: which events matter and the signature check.
 
 ``X-Hub-Signature-256`` is HMAC-SHA256 of the raw body with the shared secret; it is checked in

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """GitOps repositories: which image tag each manifest declares, commit by commit."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reading a long GitOps history in a child process.
 
 A first ingest of a long history spends a quarter of its time reading manifests: the diff stream,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """GitOps source: deployed values per (service, environment) from a manifest repository's history.
 
 One streaming first-parent ``--raw`` diff of the new range (``Git.first_parent_diffs``) lists, per

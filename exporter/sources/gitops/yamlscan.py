@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A line scanner for the plain block-YAML most values files are written in.
 
 Reading ``image.tag`` through a YAML library builds the whole document as Python objects, which

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Argo CD source against a real kube-apiserver + etcd with the project's Application CRD.
 
 One Application derived from our fixture (``tests/data/argocd/application.yaml``) is driven through a sync that runs,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What a relist and a restart must not lose (issue 14 item 4, issue 20 item 3), on a real kube-apiserver.
 
 Application status is written the way Argo CD's controller writes it (whole ``operationState``,

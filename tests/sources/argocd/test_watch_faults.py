@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Argo CD watch against a scripted fake API server on loopback, for faults a real one cannot
 be made to produce on demand: a half-open connection, an ERROR 410 inside a 200 stream, a garbage
 line, 403, 404 (CRD not installed) and 429 with Retry-After.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The in-memory commit graph answers exactly what git answers, on real repositories.
 
 Random DAGs (branches, merges, merges that change files themselves, empty commits, clock skew)

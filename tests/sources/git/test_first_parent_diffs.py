@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``Git.first_parent_diffs`` prints what ``git log --first-parent --reverse --raw`` prints.
 
 The GitOps reader relies on the two being the same lines: commits in first-parent order, oldest

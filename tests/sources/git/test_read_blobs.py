@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``Git.read_blobs`` (pipelined) answers exactly as ``read_blob`` does, missing objects included."""
 
 from __future__ import annotations

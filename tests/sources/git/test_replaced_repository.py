@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A local repository replaced on disk is read again on the next poll.
 
 The long-lived ``cat-file`` children keep the directory they started in as their working directory:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Private Git over SSH, for real: Debian's sshd on loopback serves a bare repository to a deploy
 key, and the daemon clones and polls it through ``GIT_SSH_COMMAND`` (what the chart sets) with
 strict host key checking. A ``known_hosts`` holding another key fails the poll at once, as a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """GitHub as the source repository: tags, compares, squash-aware lead time, the commit cache."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The runtime dependencies' floors: what the lowest-versions CI step installs is what pyproject allows."""
 
 from __future__ import annotations

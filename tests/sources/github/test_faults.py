@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """GitHub faults: rate limits, 429, 5xx, timeouts, 304s. Nothing lost, nothing twice, nobody stalled."""
 
 from __future__ import annotations

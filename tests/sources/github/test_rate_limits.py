@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Rate limits against the job's budget: GitHub's waits are honoured, never past the budget, and an
 error keeps its kind whatever the count of retries."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Which values a touched manifest asserts, on real histories: one pair's tag in two files at once
 (a kustomization and a helmfile ``.env`` file, both maintained, each stale in turn), moves of a
 stale file, and a file that matches several times for one pair.

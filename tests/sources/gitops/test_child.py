@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The GitOps history read in a child process gives what the in-process reader gives.
 
 A first ingest of a long history reads its manifests in ``python -m exporter.sources.gitops.child``;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A manifest larger than ``gitops[].max_manifest_bytes`` is skipped unread: counted once per (file,
 blob) as ``unmatched{reason="manifest_too_large"}``, never held in memory, and the pair's later
 bumps still ingest. Before the cap, a 52 MB blob at a manifest path took the daemon from 47 to

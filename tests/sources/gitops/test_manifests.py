@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The GitOps source end to end on real repositories: deployments, changes, failures, unmatched inputs.
 
 Every repository is built in ``tmp_path`` with fixed commit dates, so every expected deployment

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The block-YAML line scanner against libyaml: whenever it answers, libyaml agrees.
 
 Documents come from a seeded generator of the styles values files use (nested mappings,

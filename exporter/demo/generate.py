@@ -139,6 +139,26 @@ class _Sim:
         p.tag = tag
 
 
+class _Events:
+    """The simulation's agenda: a heap of (time, seq, kind, service); ``seq`` keeps events at the
+    same time in the order they were scheduled, so a seed always plays the same history."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, str, str]] = []
+        self._seq = 0
+
+    def at(self, t: int, kind: str, service: str = "") -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, kind, service))
+
+    def pop(self) -> tuple[int, str, str] | None:
+        """The next (time, kind, service), or ``None`` when none is left."""
+        if not self._heap:
+            return None
+        t, _, kind, service = heapq.heappop(self._heap)
+        return t, kind, service
+
+
 def generate(out: Path, seed: int = 7, days: int = 120, end: datetime | None = None) -> Truth:
     """Write ``out/minishop`` and ``out/ground-truth.json``; returns the ground truth."""
     end = (end or datetime.now().astimezone()).replace(microsecond=0)
@@ -150,7 +170,17 @@ def generate(out: Path, seed: int = 7, days: int = 120, end: datetime | None = N
         shutil.rmtree(repo)
     t0 = int(start.timestamp())
     sim = _Sim(repo, seed, t0)
-    rng = sim.rng
+    _bootstrap(sim, t0)
+    events = _schedule(sim.rng, start, t0, days)
+    _play(sim, events, int(end.timestamp()))
+    sim.fi.close()
+    truth = Truth(repo, start, datetime.fromtimestamp(sim.clock).astimezone(), sim.pairs, sim.rollbacks)
+    (out / "ground-truth.json").write_text(json.dumps(truth.to_json(), indent=2) + "\n")
+    return truth
+
+
+def _bootstrap(sim: _Sim, t0: int) -> None:
+    """The initial layout, then a first build deployed everywhere: every pair starts with a baseline."""
     sim.fi.commit(
         "Initial MiniShop layout",
         sim.tick(t0),
@@ -164,32 +194,36 @@ def generate(out: Path, seed: int = 7, days: int = 120, end: datetime | None = N
     first = sim.dev_commits[0][0]
     for env in ENVIRONMENTS:  # everything starts deployed at the first build
         sim.deploy(t0 + 120, env, list(SERVICES), first, f"Bootstrap {env}: {first}")
-    events: list[tuple[int, int, str, str]] = []  # (time, seq, kind, service)
-    seq = 0
 
-    def at(t: int, kind: str, service: str = "") -> None:
-        nonlocal seq
-        seq += 1
-        heapq.heappush(events, (t, seq, kind, service))
 
+def _schedule(rng: random.Random, start: datetime, t0: int, days: int) -> _Events:
+    """Each day's code changes and promotion attempts, all drawn before any is played: working
+    hours, busier on weekdays, promotions on weekdays only."""
+    events = _Events()
     for day in range(days):
         day0 = t0 + day * 86400 + 86400
         weekday = (start + timedelta(days=day + 1)).weekday() < 5
         for s in SERVICES:
             for _ in range(rng.choice((0, 1, 1, 2, 3) if weekday else (0, 0, 0, 1))):
-                at(day0 + rng.randint(9 * HOUR, 18 * HOUR), "code", s)
+                events.at(day0 + rng.randint(9 * HOUR, 18 * HOUR), "code", s)
             if weekday and rng.random() < 0.8:
-                at(day0 + rng.randint(11 * HOUR, 17 * HOUR), "staging", s)
+                events.at(day0 + rng.randint(11 * HOUR, 17 * HOUR), "staging", s)
             if weekday and rng.random() < 0.35:
-                at(day0 + rng.randint(14 * HOUR, 17 * HOUR), "prod", s)
-    end_ts = int(end.timestamp())
-    while events:
-        t, _, kind, s = heapq.heappop(events)
+                events.at(day0 + rng.randint(14 * HOUR, 17 * HOUR), "prod", s)
+    return events
+
+
+def _play(sim: _Sim, events: _Events, end_ts: int) -> None:
+    """Play the events in time order until ten minutes before ``end_ts``; code changes schedule
+    their CI bump, and a bad production release its rollback."""
+    rng = sim.rng
+    while (event := events.pop()) is not None:
+        t, kind, s = event
         if t > end_ts - 600:
             break
         if kind == "code":
             sim.dev_commit(t, s)
-            at(t + rng.randint(5 * 60, 20 * 60), "bump")
+            events.at(t + rng.randint(5 * 60, 20 * 60), "bump")
         elif kind == "bump":
             sha = sim.dev_commits[-1][0]
             sim.deploy(t, "dev", list(SERVICES), sha, f"Update image tags to {sha}")
@@ -198,40 +232,47 @@ def generate(out: Path, seed: int = 7, days: int = 120, end: datetime | None = N
             assert tag is not None
             sim.deploy(t, "staging", [s], tag, f"Promote to staging: {tag}")
         elif kind == "prod" and s not in sim.pending_rollback:
-            tag = sim.pairs[(s, "staging")].tag
-            previous = sim.pairs[(s, "prod")].tag
-            assert tag is not None and previous is not None
-            if tag == previous:
-                continue
-            sim.deploy(t, "prod", [s], tag, f"Promote to production: {tag}")
-            if rng.random() < 0.15:
-                sim.pending_rollback.add(s)
-                at(t + rng.randint(1 * HOUR, 6 * HOUR), "rollback:" + previous, s)
+            _promote_to_prod(sim, events, t, s)
         elif kind.startswith("rollback:"):
-            back_to = kind.split(":", 1)[1]
-            bad = sim.pairs[(s, "prod")].tag
-            message = (
-                f"Rollback {s} in production to {back_to[:7]}"
-                if rng.random() < 0.5
-                else f"Pin {s} production to {back_to[:7]} while the release is investigated"
-            )
-            sim.deploy(t, "prod", [s], back_to, message)
-            sim.pairs[(s, "prod")].rollbacks += 1
-            sim.rollbacks.append(
-                {
-                    "service": s,
-                    "environment": "prod",
-                    "at": datetime.fromtimestamp(sim.clock).astimezone().isoformat(),
-                    "from": bad,
-                    "to": back_to,
-                    "message": message,
-                }
-            )
-            sim.pending_rollback.discard(s)
-    sim.fi.close()
-    truth = Truth(repo, start, datetime.fromtimestamp(sim.clock).astimezone(), sim.pairs, sim.rollbacks)
-    (out / "ground-truth.json").write_text(json.dumps(truth.to_json(), indent=2) + "\n")
-    return truth
+            _roll_back(sim, t, s, kind.split(":", 1)[1])
+
+
+def _promote_to_prod(sim: _Sim, events: _Events, t: int, service: str) -> None:
+    """Promote staging's tag to production, when it differs; some releases are bad (15 %) and are
+    rolled back to the previous tag by hand one to six hours later."""
+    tag = sim.pairs[(service, "staging")].tag
+    previous = sim.pairs[(service, "prod")].tag
+    assert tag is not None and previous is not None
+    if tag == previous:
+        return
+    sim.deploy(t, "prod", [service], tag, f"Promote to production: {tag}")
+    if sim.rng.random() < 0.15:
+        sim.pending_rollback.add(service)
+        events.at(t + sim.rng.randint(1 * HOUR, 6 * HOUR), "rollback:" + previous, service)
+
+
+def _roll_back(sim: _Sim, t: int, service: str, back_to: str) -> None:
+    """Put ``back_to`` back in production, half the time without saying "Rollback" (ancestry alone
+    must catch those), and book it in the ground truth."""
+    bad = sim.pairs[(service, "prod")].tag
+    message = (
+        f"Rollback {service} in production to {back_to[:7]}"
+        if sim.rng.random() < 0.5
+        else f"Pin {service} production to {back_to[:7]} while the release is investigated"
+    )
+    sim.deploy(t, "prod", [service], back_to, message)
+    sim.pairs[(service, "prod")].rollbacks += 1
+    sim.rollbacks.append(
+        {
+            "service": service,
+            "environment": "prod",
+            "at": datetime.fromtimestamp(sim.clock).astimezone().isoformat(),
+            "from": bad,
+            "to": back_to,
+            "message": message,
+        }
+    )
+    sim.pending_rollback.discard(service)
 
 
 def write_config(out: Path, listen: str = "127.0.0.1:9478") -> Path:

@@ -5,6 +5,10 @@ Daemon layer: the Argo CD source says what an Application looks like now; this m
 that means (docs/semantics.md, "Argo CD") and writes it in one transaction per observation. Every
 write is keyed (history entries by ``(uid, id)``, operations by ``(uid, startedAt)``, failures by
 natural keys), so a relist, a restart or a replayed event converges on the same rows.
+
+``ArgoIngester`` orchestrates; the rules it applies live beside it: what a health transition
+means (``ingest.argocd_health``), an app that is gone (``ingest.argocd_deletions``), and the
+history-only rollback rule (``ingest.argocd_rollbacks``).
 """
 
 from __future__ import annotations
@@ -19,9 +23,14 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 from exporter import keys
-from exporter.core.correlate import Transition, image_version, rollback_kind, within
+from exporter.core.correlate import image_version
 from exporter.errors import SourceError
 from exporter.ingest import unify
+from exporter.ingest.argocd_deletions import DELETED as DELETED  # re-exported: named here before the split
+from exporter.ingest.argocd_deletions import forget_app
+from exporter.ingest.argocd_health import degraded, health_changed_at, restore
+from exporter.ingest.argocd_rollbacks import EARLIER_REVISION as EARLIER_REVISION  # re-exported, as DELETED
+from exporter.ingest.argocd_rollbacks import history_rollback
 from exporter.ingest.restores import restore_open
 from exporter.model import Deployment, DeploymentSource, FailureReason, Skip
 from exporter.settings import AppMapping, Config
@@ -41,8 +50,6 @@ if TYPE_CHECKING:  # annotations only: the kubernetes client loads with the watc
 log = structlog.get_logger(__name__)
 
 SOURCE = "argocd"
-EARLIER_REVISION = "earlier_history_revision"  # the detail of a rollback judged from Argo CD's history alone
-DELETED = "Deleted"  # the status of the health transition recorded when an app is gone
 
 
 def map_app(app: App, mapping: AppMapping) -> tuple[str, str] | None:
@@ -152,17 +159,7 @@ class ArgoIngester:
         its own open failures (failed syncs, degradations) are restored at ``at``. The caller
         holds the lock. False when it was already known to be gone (or never stored)."""
         self._seen.pop(uid, None)
-        with self.store.transaction() as tx:
-            app = tx.argocd_app(uid)
-            if app is None or app.deleted or not tx.mark_argocd_app_deleted(uid):
-                return False
-            pair = (app.service, app.environment)
-            tx.add_argocd_health(uid, at.timestamp(), DELETED, pair)
-            restored = tx.restore_app_failures(
-                keys.argocd_failure_prefixes(uid), at.timestamp(), note=f"restored: application deleted ({why})"
-            )
-        log.info("argocd.app_deleted", app=app.name, uid=uid, why=why, restored_failures=restored)
-        return True
+        return forget_app(self.store, uid, at, why=why)
 
     # -- one app ---------------------------------------------------------------------------------
 
@@ -209,7 +206,7 @@ class ArgoIngester:
         health = app.health
         healthy_since = prev.healthy_since if prev else None
         if health != (prev.health if prev else None) and health is not None:
-            changed_at = self._health_changed_at(app, now)
+            changed_at = health_changed_at(app, now)
             tx.add_argocd_health(app.uid, changed_at.timestamp(), health, pair)
             log.info("argocd.health", app=app.name, health=health, was=prev.health if prev else None,
                      at=changed_at.isoformat(), observed=app.health_since is None)  # fmt: skip
@@ -217,8 +214,8 @@ class ArgoIngester:
                 # first sight of a Healthy app without a transition time: healthy since before anything we know of
                 first_unknown = prev is None and app.health_since is None
                 healthy_since = 0.0 if first_unknown else changed_at.timestamp()
-                out.restores += self._restore(tx, pair, FailureReason.DEGRADED, changed_at.timestamp())
-            elif health == "Degraded" and self._degraded(tx, app, pair, changed_at):
+                out.restores += restore(tx, pair, FailureReason.DEGRADED, changed_at.timestamp())
+            elif health == "Degraded" and degraded(tx, self.cfg, app, pair=pair, at=changed_at):
                 out.failures += 1
             if health != "Healthy":
                 healthy_since = None
@@ -283,43 +280,11 @@ class ArgoIngester:
             )
             log.info("argocd.deployment", app=app.name, history_id=entry.id, version=version)
         if not self.cfg.gitops and revision:
-            self._history_rollback(tx, app, entry, revision, dep_id)
+            history_rollback(tx, self.cfg, app, entry=entry, revision=revision, dep_id=dep_id)
         tx.add_argocd_history(
             app.uid, entry.id, app.name, pair, revision, entry.started_at.timestamp() if entry.started_at else None,
             entry.deployed_at.timestamp(), dep_id,
         )  # fmt: skip
-
-    def _history_rollback(self, tx: Tx, app: App, entry: HistoryEntry, revision: str, dep_id: int) -> bool:
-        """Without a GitOps repository (no ancestry to ask), a history entry whose revision differs
-        from the previous entry's and equals an older entry's is a return to an earlier version
-        (what ``argocd app rollback`` records): the previous entry's deployment failed, this one is
-        rework, under the same age guard as every rollback (``rollback_min_age``)."""
-        earlier = tx.argocd_history_before(app.uid, entry.id)
-        if not earlier or earlier[0][1] in (None, revision) or earlier[0][2] is None:
-            return False
-        if revision not in {rev for _, rev, _ in earlier[1:]}:
-            return False
-        prev = tx.deployment(earlier[0][2])
-        if prev is None or prev.id == dep_id:
-            return False
-        guard = Transition(prev.version, prev.deployed_at, revision, entry.time, "", is_ancestor_of_previous=True)
-        if rollback_kind(guard, self.cfg.revert_pattern, self.cfg.rollback_min_age) is None:
-            log.info("argocd.rollback_too_soon", app=app.name, history_id=entry.id, revision=revision)
-            return False
-        tx.add_failure(
-            natural_key=keys.rollback_key(prev.id),
-            service=prev.service,
-            environment=prev.environment,
-            reason=FailureReason.ROLLBACK,
-            started_at=prev.deployed_at.timestamp(),
-            deployment_id=prev.id,
-            restored_at=max(entry.time.timestamp(), prev.deployed_at.timestamp()),
-            restored_by=dep_id,
-            detail=EARLIER_REVISION,
-        )
-        tx.mark_rework(dep_id)
-        log.info("argocd.rollback", app=app.name, history_id=entry.id, revision=revision, failed=prev.id)
-        return True
 
     def _gitops_at(self, tx: Tx, pair: tuple[str, str], revision: str) -> tuple[Deployment | None, str | None]:
         """``unify.gitops_in_effect`` on the configured GitOps repositories' clones; (None, None)
@@ -366,35 +331,3 @@ class ArgoIngester:
             detail=f"{op.phase} after {op.retry_count} retries: {op.message}"[:300],
         )
         log.warning("argocd.sync_failed", app=app.name, phase=op.phase, retries=op.retry_count)
-
-    def _health_changed_at(self, app: App, now: datetime) -> datetime:
-        """When the health status changed: ``status.health.lastTransitionTime`` (Argo CD 2.14+) when
-        present, so a change seen late (after a restart or an outage) is timed when it happened;
-        else ``now``, the observation. Never later than ``now`` (a controller clock ahead of ours)."""
-        return min(app.health_since, now) if app.health_since is not None else now
-
-    def _degraded(self, tx: Tx, app: App, pair: tuple[str, str], at: datetime) -> bool:
-        """A Degraded transition at ``at`` fails the pair's latest deployment at or before it, when
-        that deployment is at most ``failure_window`` older."""
-        last = tx.deployment_before(*pair, at.timestamp())
-        if last is None or not within(last.deployed_at, at, self.cfg.failure_window):
-            log.info("argocd.degraded_unattributed", app=app.name)
-            return False
-        return tx.add_failure(
-            natural_key=keys.degraded_key(app.uid, at.timestamp()),
-            service=pair[0],
-            environment=pair[1],
-            reason=FailureReason.DEGRADED,
-            started_at=at.timestamp(),
-            deployment_id=last.id,
-            detail=f"{app.name} turned Degraded",
-        )
-
-    def _restore(self, tx: Tx, pair: tuple[str, str], reason: FailureReason, at: float) -> int:
-        n = 0
-        last = tx.last_deployment(*pair)
-        for f in tx.open_failures(*pair, reason):
-            by = last.id if last is not None and last.deployed_at.timestamp() > f.started_at.timestamp() else None
-            tx.restore_failure(f.id, max(at, f.started_at.timestamp()), by)
-            n += 1
-        return n

@@ -5,36 +5,42 @@ This is where sources meet the store (daemon layer): the gitops source says whic
 the git source resolves tags and lists changes, ``correlate`` decides rollbacks, and each batch of
 commits lands in one transaction together with the cursor and the per-pair value state. An ingest
 killed at any point resumes from the last committed cursor and converges on the same rows.
+
+The rare force-push path's bookkeeping is in ``ingest.gitops_restate``, and what a transaction
+carries beside its rows (the latest deployment per pair, the queued commit-graph work) in
+``ingest.gitops_links``.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import structlog
 
-from exporter.core.correlate import Transition, tag_commit_candidate
 from exporter.errors import ErrorKind, SourceError
 from exporter.ingest import unify
+from exporter.ingest.gitops_adopt import adopt
+from exporter.ingest.gitops_links import MAX_WAITING as MAX_WAITING  # re-exported: named here before the split
+from exporter.ingest.gitops_links import Abandoned as _Abandoned
+from exporter.ingest.gitops_links import Latest as _Latest
+from exporter.ingest.gitops_links import Link as _Link
+from exporter.ingest.gitops_links import Links as _Links
+from exporter.ingest.gitops_restate import Reconcile as _Reconcile
+from exporter.ingest.gitops_restate import restated, survivors
+from exporter.ingest.gitops_tags import resolve_tag
 from exporter.ingest.repos import Repos, service_key
-from exporter.ingest.rollbacks import record_rollback
-from exporter.keys import gitops_natural_key, gitops_restated_key
-from exporter.model import Deployment, DeploymentSource, ManifestValue, Skip
+from exporter.keys import gitops_natural_key
+from exporter.model import Deployment, DeploymentSource, ManifestValue
 from exporter.settings import GITHUB_REPO_PREFIX, Config, GitOpsRepo, redact_url
 from exporter.sources import gitops
 from exporter.sources.git.commitgraph import ChangeLister, CommitGraph
 from exporter.sources.git.repository import Git
 from exporter.sources.gitops import child as gitops_child
 from exporter.store import Store, Tx
-
-if TYPE_CHECKING:
-    pass
 
 log = structlog.get_logger(__name__)
 
@@ -56,167 +62,6 @@ class IngestResult:
     skips: int = 0
     force_push: bool = False
     stopped: bool = False
-
-
-@dataclass
-class _Reconcile:
-    """Deployments recorded from commits a force-push dropped, per pair, oldest first.
-
-    They happened (Argo CD synced them), so they stay. When the rewritten history sets the same
-    value again, the old deployment is re-linked to the new commit instead of counted twice.
-    """
-
-    orphans: dict[tuple[str, str], list[tuple[int, str]]] = field(default_factory=dict)
-    fresh: set[tuple[str, str]] = field(default_factory=set)  # pairs whose last replayed value is a new row
-
-    def claim(self, pair: tuple[str, str], version: str) -> int | None:
-        queue = self.orphans.get(pair, [])
-        for i, (dep_id, v) in enumerate(queue):
-            if v == version:
-                del queue[: i + 1]
-                return dep_id
-        return None
-
-
-class _Latest:
-    """The latest and the latest resolved deployment of each pair, within one transaction.
-
-    The ingester holds the write lock for the whole transaction, so after a pair's first read its
-    answers follow from the rows it inserts: two queries per deployment saved. Rows it changes in
-    other ways (an adopted Argo CD deployment, an insert that hit an existing key) are re-read.
-    """
-
-    def __init__(self, tx: Tx) -> None:
-        self.tx = tx
-        self._pairs: dict[tuple[str, str], tuple[Deployment | None, Deployment | None]] = {}
-        self._external: bool | None = None
-
-    def external_possible(self) -> bool:
-        """Whether any deployment an external source recorded is still unexplained by GitOps: if
-        none is when the transaction starts, none appears during it (it holds the write lock and
-        records GitOps rows only), so the per-deployment adoption lookup can be skipped."""
-        if self._external is None:
-            self._external = self.tx.has_unexplained_external()
-        return self._external
-
-    def get(self, service: str, environment: str) -> tuple[Deployment | None, Deployment | None]:
-        """(latest, latest with a resolved commit), ordered as ``Tx.last_deployment`` orders."""
-        hit = self._pairs.get((service, environment))
-        if hit is None:
-            hit = self._pairs[(service, environment)] = (
-                self.tx.last_deployment(service, environment),
-                self.tx.last_deployment(service, environment, resolved=True),
-            )
-        return hit
-
-    def added(self, d: Deployment) -> None:
-        prev, base = self.get(d.service, d.environment)
-        self._pairs[(d.service, d.environment)] = (
-            d if _later(d, prev) else prev,
-            d if d.commit is not None and _later(d, base) else base,
-        )
-
-    def forget(self, service: str, environment: str) -> None:
-        self._pairs.pop((service, environment), None)
-
-
-def _later(d: Deployment, than: Deployment | None) -> bool:
-    return than is None or (d.deployed_at, d.id) > (than.deployed_at, than.id)
-
-
-@dataclass(frozen=True, slots=True)
-class _Link:
-    """What recording ``deployment`` still needs from its source repository's commit graph: its
-    changes since ``base``, and (given ``prev``) whether it went back to an ancestor of it. The
-    deployment row itself carries everything else, so a queued link holds nothing of its own
-    beyond these references."""
-
-    deployment: Deployment
-    lister: ChangeLister | None
-    paths: tuple[str, ...]
-    base: Deployment | None
-    prev: Deployment | None
-
-
-class _Links:
-    """One transaction's graph work, done in deployment order.
-
-    While a source commit graph is still loading on its thread (the first poll of a process), the
-    work queues here, up to ``MAX_WAITING`` deployments, and the ingest goes on reading manifests
-    and recording deployments instead of waiting for git. All of it is done before the
-    transaction commits, so every batch still lands whole."""
-
-    def __init__(self, tx: Tx, cfg: Config) -> None:
-        self.tx = tx
-        self.cfg = cfg
-        self.waiting: deque[_Link] = deque()
-
-    def add(self, link: _Link) -> None:
-        if (self.waiting or _loading(link.lister)) and self.may_wait():
-            self.waiting.append(link)
-            return
-        self.flush()
-        self._do(link)
-
-    def may_wait(self) -> bool:
-        """Whether more work may queue: below the bound, and a graph it needs is still loading."""
-        if len(self.waiting) >= MAX_WAITING:
-            return False
-        return self.blocked() if self.waiting else True
-
-    def blocked(self) -> bool:
-        """Whether queued work still waits for a graph that is loading."""
-        return bool(self.waiting) and any(_loading(link.lister) for link in (self.waiting[0], self.waiting[-1]))
-
-    def flush(self, stop: threading.Event | None = None) -> None:
-        """Do the queued work in order. With ``stop``: raise ``_Abandoned`` (rolling the batch back)
-        as soon as it is set while the work still waits for a loading graph."""
-        while self.waiting:
-            link = self.waiting[0]
-            while stop is not None and isinstance(link.lister, CommitGraph) and link.lister.loading:
-                if stop.is_set():
-                    raise _Abandoned
-                link.lister.wait_loaded(0.05)
-            self._do(self.waiting.popleft())
-
-    def _do(self, link: _Link) -> None:
-        d, lister, base, prev = link.deployment, link.lister, link.base, link.prev
-        commit = d.commit
-        if commit is not None and lister is not None and _known(lister, base):
-            assert base is not None and base.commit is not None
-            if isinstance(lister, CommitGraph):  # times as numbers, straight into the store
-                rows = lister.change_rows(commit, [base.commit], link.paths)
-                self.tx.add_change_rows(d.id, d.service, d.environment, rows)
-            else:
-                changes = lister.changes(commit, [base.commit], link.paths)
-                self.tx.add_changes(d.id, d.service, d.environment, changes)
-        if prev is None:
-            return
-        is_ancestor = bool(
-            commit
-            and lister
-            and commit != prev.commit
-            and _known(lister, prev)
-            and lister.is_ancestor(commit, str(prev.commit))
-        )
-        record_rollback(
-            self.tx,
-            self.cfg,
-            prev,
-            Transition(prev.version, prev.deployed_at, d.version, d.deployed_at, d.message, is_ancestor),
-            d.id,
-        )
-
-
-class _Abandoned(Exception):
-    """Raised inside a batch's transaction to roll it back: nothing of it is kept, the cursor stays."""
-
-
-MAX_WAITING = 60_000  # deployments whose graph work may wait for a loading graph (≈ 40 MB of queued links)
-
-
-def _loading(lister: ChangeLister | None) -> bool:
-    return isinstance(lister, CommitGraph) and lister.loading
 
 
 class GitOpsIngester:
@@ -340,15 +185,9 @@ class GitOpsIngester:
         result.force_push = True
         keep = git.first_parent_set(head)
         base = git.merge_base(cursor, head) if git.resolve(cursor) else None
-        rc = _Reconcile()
-        state: gitops.PairState = {}
         with self.store.transaction() as tx:
             latest, links = _Latest(tx), _Links(tx, self.cfg)
-            for dep_id, service, env, version, manifest_commit in tx.gitops_deployments(self.repo.key):
-                if manifest_commit in keep:
-                    state[(service, env)] = version
-                else:
-                    rc.orphans.setdefault((service, env), []).append((dep_id, version))
+            state, rc = survivors(tx, self.repo.key, keep)
             log.warning(
                 "gitops.force_push",
                 repo=self.repo.key,
@@ -360,7 +199,11 @@ class GitOpsIngester:
             for commit in gitops.read_commits(git, self.repo, extractor, f"{base}..{head}" if base else head):
                 self._apply(tx, latest, links, git, commit, state, result, rc)
                 result.commits += 1
-            self._restate(tx, latest, links, git, state, rc, old_head=cursor, head=head, result=result)
+            for declared, key in restated(
+                tx, latest, git, state, rc=rc, repo_key=self.repo.key, old_head=cursor, head=head, clock=self.clock
+            ):
+                if self._deploy(tx, latest, links, git, declared, key, result):
+                    result.deployments += 1
             links.flush()
             tx.set_gitops_state(self.repo.key, state)
             tx.set_cursor(self.cursor_name, head)
@@ -397,50 +240,6 @@ class GitOpsIngester:
             if self._deploy(tx, latest, links, git, value, key, result):
                 result.deployments += 1
 
-    def _restate(
-        self,
-        tx: Tx,
-        latest: _Latest,
-        links: _Links,
-        git: Git,
-        state: gitops.PairState,
-        rc: _Reconcile,
-        *,
-        old_head: str,
-        head: str,
-        result: IngestResult,
-    ) -> None:
-        """After a force-push replay: deploy what the new head declares for each pair whose latest
-        recorded value differs. A reset back to an earlier bump sets nothing new, and a rewritten
-        commit re-applying an earlier value re-links that value's old deployment; either way the
-        pair now runs the head's value, not the dropped one. Git does not record when a branch
-        was force-updated: the deployment is timed when this poll sees it."""
-        recorded: dict[tuple[str, str], str] = {}
-        for _, service, environment, version, _ in tx.gitops_deployments(self.repo.key):  # oldest first
-            recorded[(service, environment)] = version
-        moved = sorted(
-            (pair, value) for pair, value in state.items() if pair not in rc.fresh and recorded.get(pair) != value
-        )
-        if not moved:
-            return
-        subject = git.run("show", "-s", "--format=%s", head).strip()
-        seen = self.clock()
-        for (service, environment), value in moved:
-            prev, _ = latest.get(service, environment)
-            at = seen if prev is None else max(seen, prev.deployed_at)
-            log.info(
-                "gitops.force_push_moved_back",
-                repo=self.repo.key,
-                service=service,
-                environment=environment,
-                version=value,
-                replaced=recorded.get((service, environment)),
-            )
-            declared = ManifestValue(service, environment, value, "", head, at, subject)
-            key = gitops_restated_key(self.repo.key, old_head, head, service, environment)
-            if self._deploy(tx, latest, links, git, declared, key, result):
-                result.deployments += 1
-
     def _deploy(
         self,
         tx: Tx,
@@ -451,43 +250,24 @@ class GitOpsIngester:
         key: str,
         result: IngestResult,
     ) -> bool:
+        """Record ``value`` as a deployment (or adopt the external row that already stands for it),
+        its graph work queued on ``links``. False when its row predates this transaction."""
         svc = self.cfg.service(value.service)
         source_git: ChangeLister | None = None
         commit: str | None = None
         deferred = svc is not None and svc.repo is not None and self.repos.deferred(svc.repo)
         if svc is not None and svc.repo and not deferred:
-            source_git = self._listers.get(svc.repo)
-            if source_git is None:  # looked up once per poll, not per deployment
-                source_git = self._listers[svc.repo] = self.repos.lister(svc.repo, self.repo.repo, gitops_git)
-            candidate = tag_commit_candidate(value.value, svc.tag_pattern)
-            commit = source_git.resolve(candidate) if candidate else None
-            if commit is None and tx.record_skip(
-                Skip("gitops", "unresolved_tag", key, f"{value.service} {value.environment} tag {value.value}")
-            ):
-                result.skips += 1
-                log.warning(
-                    "gitops.unresolved_tag", service=value.service, environment=value.environment, tag=value.value
-                )
+            source_git = self._lister(svc.repo, gitops_git)
+            commit, skipped = resolve_tag(tx, source_git, value, tag_pattern=svc.tag_pattern, key=key)
+            result.skips += skipped
         argo = (
             unify.row_for_gitops(tx, value, unify.external_match(self.cfg, svc, commit, value))
             if latest.external_possible()
             else None
         )
         if argo is not None:
-            # Argo CD (or GitHub) already recorded this deployment (it synced this manifest commit, or
-            # deployed this source commit, before we polled): one real deployment, one row. GitOps adds
-            # the version and changes; the external time stays.
-            base = tx.previous_deployment(value.service, value.environment, argo.deployed_at.timestamp(), argo.id)
-            tx.adopt_deployment(argo.id, value.value, self.repo.key, commit, value.message, value.commit)
-            latest.forget(value.service, value.environment)
-            if deferred and svc is not None and svc.repo:
-                tx.add_pending_changes(argo.id, svc.repo, key)  # its commit and changes come from GitHub
-            if svc is not None:
-                adopted = Deployment(
-                    argo.id, value.service, value.environment, value.value, value.committed_at, argo.source,
-                    value.commit, commit, value.message,
-                )  # fmt: skip
-                links.add(_Link(adopted, source_git, svc.paths, base, None))
+            adopt(tx, argo, value, repo_key=self.repo.key, svc=svc, key=key, commit=commit, source_git=source_git,
+                  deferred=deferred, latest=latest, links=links)  # fmt: skip
             return True
         prev, base = latest.get(value.service, value.environment)
         dep_id, inserted = tx.add_deployment(
@@ -518,9 +298,9 @@ class GitOpsIngester:
         links.add(_Link(recorded, source_git, svc.paths if svc is not None else (), base, prev))
         return True
 
-
-def _known(lister: ChangeLister, d: Deployment | None) -> bool:
-    """Whether ``d``'s commit is still in its repository. A force-push (and a gc) can drop an
-    earlier deployment's commit: it then bounds no change range and is nobody's ancestor, instead
-    of failing every later poll."""
-    return d is not None and d.commit is not None and lister.resolve(d.commit) is not None
+    def _lister(self, repo: str, gitops_git: Git) -> ChangeLister:
+        """The source repository's lister, looked up once per poll, not per deployment."""
+        lister = self._listers.get(repo)
+        if lister is None:
+            lister = self._listers[repo] = self.repos.lister(repo, self.repo.repo, gitops_git)
+        return lister

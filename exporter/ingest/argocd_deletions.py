@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """An Argo CD Application that is gone: its live state stops counting, its open failures restore.
 
 Split from ``ingest.argocd``: an app is gone either by a watched ``DELETED`` event or by missing

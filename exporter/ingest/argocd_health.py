@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What an Argo CD Application's health transitions mean: when they happened, a Degraded app
 failing its latest deployment, a Healthy one restoring the pair's open failures.
 

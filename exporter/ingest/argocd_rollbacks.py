@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The rollback rule for Argo CD without a GitOps repository: judged from its history alone.
 
 Split from ``ingest.argocd``: with a GitOps repository, rollbacks are decided by git ancestry

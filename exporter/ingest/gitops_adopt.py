@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A GitOps value whose deployment an external source recorded first: adopt that row.
 
 Split from ``ingest.gitops`` as the multi-source case of recording a value: Argo CD (or GitHub)

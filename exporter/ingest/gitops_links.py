@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One GitOps transaction's bookkeeping: the latest deployment of each pair, and the commit-graph work.
 
 Split from ``ingest.gitops`` so that the ingester keeps the order of things (poll, batch, apply,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """After a force-push: which recorded GitOps deployments survive, and what the new head restates.
 
 Split from ``ingest.gitops`` because a force-push is the rare path: the ingester replays the

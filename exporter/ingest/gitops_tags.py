@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Which source commit a GitOps value's tag names, in its service's source repository.
 
 Split from ``ingest.gitops``: the tag pattern (``v{tag}``, a bare sha, ...) says where the commit

@@ -38,6 +38,8 @@ from tests.support.promstack import INSTALL_HINT, PromStack, missing_binaries
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
+    # two pages (for: 1m each), a daemon restart and two resolves, on a real Prometheus: a few minutes
+    pytest.mark.timeout(420),
 ]
 
 PAGE_TIMEOUT = 60.0 + 40.0  # DoraSyncFailed's `for: 1m`, plus delivery

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.core import snapshot
 from exporter.serve import GitHubWebhook, Health, HttpApp
+from exporter.serve.api import Page
 
 SECRET = "webhook secret"
 TOKEN = "argocd token"
@@ -48,7 +49,7 @@ def serve_app() -> Iterator[ServeFactory]:
             CollectorRegistry(),
             Health({}),
             lambda: snapshot.Snapshot(datetime.now(UTC)),
-            lambda s, e: [],
+            lambda request: Page([], None),
             "prod",
             "30d",
             **kwargs,

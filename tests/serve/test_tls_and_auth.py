@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from exporter.core import snapshot
 from exporter.errors import ConfigError
 from exporter.serve import Health, HttpApp
+from exporter.serve.api import Page
 from exporter.serve.tls import TlsContext
 from exporter.settings import ListenerSecurity, TlsConfig
 from tests.support.certs import CA, Pair
@@ -71,9 +72,14 @@ def start() -> Iterator[Start]:
         main: ListenerSecurity, webhooks: ListenerSecurity = OPEN, **kwargs: Any
     ) -> tuple[HttpApp, tuple[str, int], tuple[str, int]]:
         app = HttpApp(
-            CollectorRegistry(), Health({}), lambda: snapshot.Snapshot(datetime.now(UTC)), lambda s, e: [], "prod",
-            "30d", **kwargs,
-        )  # fmt: skip
+            CollectorRegistry(),
+            Health({}),
+            lambda: snapshot.Snapshot(datetime.now(UTC)),
+            lambda request: Page([], None),
+            "prod",
+            "30d",
+            **kwargs,
+        )
         apps.append(app)
         app.add_webhook("/webhooks/argocd", TOKEN, lambda body: (202, "recorded"))
         return app, app.serve("127.0.0.1", 0, main), app.serve_webhooks("127.0.0.1", 0, webhooks)

@@ -4,7 +4,8 @@
 The listener is separate from ``/metrics`` so it can be exposed alone. It serves POST only and
 authenticates before reading the body where it can: a bearer-token route (Argo CD notifications)
 is checked against its configured token, a self-authenticating route (GitHub's HMAC signature
-over the raw body) checks the body itself. A body is bounded in size (per route), in time (the
+over the raw body) checks the body itself; a form-encoded GitHub delivery is decoded after that
+check and its ``payload`` document gets the same nesting cap. A body is bounded in size (per route), in time (the
 request deadline) and in memory over all connections (the listener's body budget, reserved from
 ``Content-Length`` before a byte is read and read as it arrives, never allocated up front), and its
 JSON nesting is capped before any handler parses it.
@@ -30,7 +31,7 @@ import structlog
 
 from exporter.serve.handler import BoundedHandler
 from exporter.serve.jsondepth import nested_deeper_than
-from exporter.serve.limits import SIGNED_MAX_BODY, WEBHOOK_MAX_BODY
+from exporter.serve.limits import JSON_MAX_DEPTH, SIGNED_MAX_BODY, WEBHOOK_MAX_BODY
 from exporter.serve.listener import Listener
 
 if TYPE_CHECKING:
@@ -168,12 +169,16 @@ class GitHubWebhook:
         on_event: Callable[[str, dict[str, Any]], None],
         remember: int = 10000,
         queue_size: int = 1000,
+        json_max_depth: int = JSON_MAX_DEPTH,
     ) -> None:
         # imported here, not at module level: that package loads PyGithub, needed only with GitHub configured
-        from exporter.sources.github import GITHUB_EVENTS, valid_signature
+        from exporter.sources.github import GITHUB_EVENTS, PayloadError, delivery_document, valid_signature
 
         self._events = GITHUB_EVENTS
         self._valid_signature = valid_signature
+        self._document = delivery_document
+        self._payload_error = PayloadError
+        self._json_max_depth = json_max_depth
         self._secret = secret
         self.on_event = on_event
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -211,8 +216,14 @@ class GitHubWebhook:
         if event not in self._events:
             self._remember_delivery(delivery)
             return 202, "ignored event"
+        try:  # a form-encoded hook (GitHub's default) carries the document in its payload field
+            document = self._document(body, header("Content-Type"))
+        except self._payload_error as exc:
+            return 400, str(exc)
+        if document is not body and nested_deeper_than(document, self._json_max_depth):
+            return 400, f"JSON nested deeper than {self._json_max_depth} levels"
         try:
-            payload = json.loads(body)
+            payload = json.loads(document)
         except ValueError:
             return 400, "body is not JSON"
         if not isinstance(payload, dict):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -126,3 +127,47 @@ def test_an_issues_event_makes_the_daemon_poll_incidents_early(tmp_path: Path, f
         d.stop.set()
         runner.join(20)
     assert not runner.is_alive()
+
+
+def _form(document: bytes) -> bytes:
+    """GitHub's default content type: the JSON document as the form field ``payload``."""
+    return urllib.parse.urlencode({"payload": document.decode()}).encode()
+
+
+def _form_headers(delivery: str, body: bytes, event: str = "issues") -> dict[str, str]:
+    return headers(delivery, sign(body), event) | {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def test_a_form_encoded_delivery_is_verified_over_the_raw_body_then_decoded(
+    receiver: tuple[str, list[tuple[str, dict[str, Any]]]],
+) -> None:
+    # GitHub's "Creating webhooks": content type application/x-www-form-urlencoded (the default)
+    # sends the JSON payload as the value of a form parameter called ``payload``
+    base, events = receiver
+    body = _form(BODY)
+    assert post(base, body, _form_headers("f-1", body)) == (202, "accepted")
+    wait_until(lambda: events, 5, message="the form-encoded event reached the worker")
+    assert events == [("issues", json.loads(BODY))]
+
+    # the signature covers the raw form body, not the decoded payload
+    assert (
+        post(base, body, headers("f-2", sign(BODY)) | {"Content-Type": "application/x-www-form-urlencoded"})[0] == 401
+    )
+    no_payload = urllib.parse.urlencode({"other": "x"}).encode()
+    status, text = post(base, no_payload, _form_headers("f-3", no_payload))
+    assert status == 400
+    assert "payload" in text
+    not_json = _form(b"not json")
+    assert post(base, not_json, _form_headers("f-4", not_json))[0] == 400
+
+
+def test_a_form_encoded_payload_keeps_the_json_depth_cap(
+    receiver: tuple[str, list[tuple[str, dict[str, Any]]]],
+) -> None:
+    base, events = receiver
+    deep = b'{"action": "opened", "x": ' + b"[" * 200 + b"]" * 200 + b"}"
+    body = _form(deep)
+    status, text = post(base, body, _form_headers("f-5", body))
+    assert status == 400
+    assert "nested deeper" in text
+    assert events == []

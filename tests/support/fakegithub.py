@@ -43,6 +43,9 @@ class FakeCommit:
     commit_time: float
     parents: list[str]
     files: list[str]
+    # what the commit writes: a path's content (None: deleted); a listed file not here gets new content
+    contents: dict[str, str | None] = field(default_factory=dict)
+    renames: dict[str, str] = field(default_factory=dict)  # new path -> old path, content kept
 
 
 @dataclass
@@ -115,12 +118,21 @@ class FakeRepo:
         author_when: float | None = None,
         parents: list[str] | None = None,
         move_head: bool = True,
+        contents: dict[str, str | None] | None = None,
+        renames: dict[str, str] | None = None,
     ) -> str:
         sha = hashlib.sha1(f"{self.full_name}:{len(self.order)}:{message}:{when}".encode()).hexdigest()
         if parents is None:
             parents = [self.head] if self.head else []
         self.commits[sha] = FakeCommit(
-            sha, message, author_when if author_when is not None else when, when, parents, files
+            sha,
+            message,
+            author_when if author_when is not None else when,
+            when,
+            parents,
+            files,
+            dict(contents or {}),
+            dict(renames or {}),
         )
         self.order.append(sha)
         if move_head:
@@ -155,6 +167,74 @@ class FakeRepo:
         )
         pr.merged_at, pr.merge_sha = when, merge
         return merge
+
+    def revert(self, sha: str, when: float) -> str:
+        """A commit that puts ``sha``'s files back as they were before it (``git revert``)."""
+        c = self.commits[sha]
+        before = self.tree(c.parents[0]) if c.parents else {}
+        return self.commit(f'Revert "{c.message}"', list(c.files), when, contents={f: before.get(f) for f in c.files})
+
+    def tree(self, sha: str) -> dict[str, str]:
+        """The files of a commit and their contents: its first parent's, other parents' changes
+        since the merge base merged in, then its own writes and renames."""
+        chain = []
+        at: str | None = sha
+        while at is not None:  # walked, not recursed: histories here run to 10,000 commits
+            chain.append(at)
+            parents = self.commits[at].parents
+            at = parents[0] if parents else None
+        out: dict[str, str] = {}
+        for s in reversed(chain):
+            c = self.commits[s]
+            for other in c.parents[1:]:
+                base = self.merge_base(c.parents[0], other)
+                was, now = (self.tree(base) if base else {}), self.tree(other)
+                for path in set(was) | set(now):
+                    if was.get(path) != now.get(path):
+                        if path in now:
+                            out[path] = now[path]
+                        else:
+                            out.pop(path, None)
+            for new, old in c.renames.items():
+                if old in out:
+                    out[new] = out.pop(old)
+            for f in c.files:
+                content = c.contents.get(f, f"{s}:{f}")
+                if content is None:
+                    out.pop(f, None)
+                else:
+                    out[f] = content
+        return out
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The newest common ancestor (the latest made, which in these histories is the best one)."""
+        common = self.ancestors(a) & self.ancestors(b)
+        position = {s: i for i, s in enumerate(self.order)}
+        return max(common, key=position.__getitem__, default=None)
+
+    def net_files(self, base: str, head: str) -> list[dict[str, Any]]:
+        """A compare's ``files``: the net diff from the merge base to ``head`` (not every file a
+        commit touched), a renamed file once as ``renamed`` with ``previous_filename``."""
+        mb = self.merge_base(base, head)
+        was, now = (self.tree(mb) if mb else {}), self.tree(head)
+        changed = sorted(p for p in set(was) | set(now) if was.get(p) != now.get(p))
+        renamed: dict[str, str] = {}
+        in_range = self.ancestors(head) - (self.ancestors(mb) if mb else set())
+        for s in in_range:
+            for new, old in self.commits[s].renames.items():
+                if new in now and new not in was and old in was and old not in now and now[new] == was[old]:
+                    renamed[new] = old
+        out: list[dict[str, Any]] = []
+        for p in changed:
+            if p in renamed.values():
+                continue
+            if p in renamed:
+                entry = {"filename": p, "status": "renamed", "previous_filename": renamed[p]}
+            else:
+                status = "added" if p not in was else "removed" if p not in now else "modified"
+                entry = {"filename": p, "status": status}
+            out.append(entry | {"additions": 1, "deletions": 0, "changes": 1})
+        return out
 
     def ancestors(self, sha: str) -> set[str]:
         seen: set[str] = set()
@@ -419,7 +499,16 @@ class FakeGitHub:
         raw["parents"] = [{"sha": p, "url": f"{api}/commits/{p}", "html_url": ""} for p in c.parents]
         file_tpl = raw["files"][0]
         if with_files:
-            raw["files"] = [{**copy.deepcopy(file_tpl), "filename": f, "sha": c.sha} for f in c.files]
+            raw["files"] = [{**copy.deepcopy(file_tpl), "filename": f, "sha": c.sha} for f in c.files] + [
+                {
+                    **copy.deepcopy(file_tpl),
+                    "filename": new,
+                    "sha": c.sha,
+                    "status": "renamed",
+                    "previous_filename": old,
+                }
+                for new, old in c.renames.items()
+            ]
         else:
             del raw["files"]
             del raw["stats"]
@@ -512,10 +601,9 @@ class FakeGitHub:
                 )
                 body.update(ahead_by=len(ahead), behind_by=len(behind), total_commits=len(ahead))
                 body["url"] = f"{self.base_url}/repos/{repo.full_name}/compare/{rest[1]}"
-                files = sorted({f for s in ahead for f in repo.commits[s].files})[:300]
-                body["files"] = [
-                    {"filename": f, "status": "modified", "additions": 1, "deletions": 0, "changes": 1} for f in files
-                ]
+                # "files": the net diff from the merge base (GitHub compares the merge base with head,
+                # the three-dot diff), a renamed file with "previous_filename"; at most 300 of them
+                body["files"] = repo.net_files(base, head)[:300]
                 # PyGithub 2.10 (Comparison.commits): "At most 10000 commits can be retrieved": pages
                 # past the first 10,000 commits come back empty while total_commits counts them all
                 chunk, headers = self._paged(path, query, ahead[:COMPARE_COMMITS_CAP], default=250)

@@ -21,7 +21,7 @@ from exporter.sources.github.deployments import (
 )
 from exporter.sources.github.issues import Issue, incident_issues
 from exporter.sources.github.repos import COMPARE_FILES_LIMIT, CommitInfo, GitHubRepo
-from exporter.sources.github.webhook import GITHUB_EVENTS, valid_signature
+from exporter.sources.github.webhook import GITHUB_EVENTS, PayloadError, delivery_document, valid_signature
 
 __all__ = [
     "COMPARE_FILES_LIMIT",
@@ -37,7 +37,9 @@ __all__ = [
     "GitHubRepo",
     "Issue",
     "MemoryCache",
+    "PayloadError",
     "Settings",
+    "delivery_document",
     "deployment_statuses",
     "deployments",
     "incident_issues",

@@ -50,6 +50,17 @@ def _matches(path: str, specs: Sequence[str]) -> bool:
     return False
 
 
+def _paths_of(files: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The paths a file list touches: each ``filename``, and a renamed file's ``previous_filename``
+    too (GitHub's commit and compare ``files``), so a file moved out of a service's paths counts."""
+    out: list[str] = []
+    for f in files:
+        out.append(str(f["filename"]))
+        if f.get("previous_filename"):
+            out.append(str(f["previous_filename"]))
+    return out
+
+
 @dataclass(frozen=True)
 class CommitInfo:
     sha: str
@@ -103,15 +114,16 @@ class GitHubRepo:
         """A commit's changed paths, fetched once ever (all pages when it has 300 or more)."""
         key = github_commit_cache_key(self.name, sha)
         hit = self.client.cache.get(key)
-        if hit is not None:
-            return list(json.loads(hit[1])["files"])
+        cached = json.loads(hit[1]) if hit is not None else None
+        if cached is not None and cached.get("renames_listed"):  # older entries lack the old names
+            return list(cached["files"])
         files: list[str] = []
         first: dict[str, Any] | None = None
         try:
             for page in self.client.pages(f"{self._base}/commits/{sha}", conditional=False):
                 if first is None:
                     first = page
-                files.extend(f["filename"] for f in page.get("files", []))
+                files.extend(_paths_of(page.get("files", [])))
         except SourceError as exc:
             if exc.kind == ErrorKind.HTTP_ERROR:  # 422: no such commit (a 404, no such repository, is raised)
                 return None
@@ -123,7 +135,12 @@ class GitHubRepo:
             key,
             None,
             json.dumps(
-                {"files": files, "author": info.author_time.isoformat(), "committer": info.commit_time.isoformat()}
+                {
+                    "files": files,
+                    "renames_listed": True,
+                    "author": info.author_time.isoformat(),
+                    "committer": info.commit_time.isoformat(),
+                }
             ),
         )
         return files
@@ -135,11 +152,15 @@ class GitHubRepo:
         return isinstance(data, dict) and data.get("status") in ("ahead", "identical")
 
     def changes(self, head: str, exclude: Sequence[str], paths: Sequence[str]) -> list[Change]:
-        """Non-merge commits in ``exclude[0]...head`` touching ``paths``, oldest first, with their PRs."""
+        """Non-merge commits in ``exclude[0]...head`` touching ``paths``, oldest first, with their PRs.
+
+        As ``git log base..head -- paths`` on a clone: a commit counts when its own files (or, for a
+        renamed file, its previous path) match. The compare's ``files`` cannot decide this: GitHub
+        lists the net diff from the merge base there, so a change reverted within the range, or a
+        file changed and then moved away, is not in it although its commits touched the paths."""
         if not exclude:
             raise SourceError(SOURCE, ErrorKind.BAD_REQUEST, "a GitHub compare needs a base commit")
         commits: list[CommitInfo] = []
-        files: list[str] = []
         total = None
         try:
             # compare commits are immutable for two SHAs: no ETag round trip needed
@@ -150,23 +171,16 @@ class GitHubRepo:
                         raise RangeUnreadable(
                             "compare_too_large", f"{exclude[0][:12]}...{head[:12]} has {total} commits"
                         )
-                    files = [f["filename"] for f in page.get("files", [])]
                 commits.extend(_commit_info(c) for c in page.get("commits", []))
         except StatusError as exc:
             raise self._unreadable(exc, exclude[0], head) from exc
         if total is not None and len(commits) < total:
             raise SourceError(SOURCE, ErrorKind.BAD_RESPONSE, f"compare listed {len(commits)} of {total} commits")
-        complete = len(files) < COMPARE_FILES_LIMIT
-        if paths and complete and not any(_matches(f, paths) for f in files):
-            return []  # the complete file list says the range does not touch the service
-        # per-commit files only when they can change the answer: the diff may be truncated, or it
-        # touches other paths too. (A range whose whole diff is inside the paths keeps every commit.)
-        per_commit = bool(paths) and not (complete and all(_matches(f, paths) for f in files))
         out = []
         for c in commits:
             if len(c.parents) > 1:
                 continue
-            if per_commit:
+            if paths:  # each commit's files are immutable: fetched once ever, then cached
                 commit_files = self._commit_files(c.sha)
                 if commit_files is None or not any(_matches(f, paths) for f in commit_files):
                     continue

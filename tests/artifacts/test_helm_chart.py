@@ -386,6 +386,26 @@ def test_service_monitor_scrapes_metrics_port_with_the_rules_job_name() -> None:
     endpoint = spec["endpoints"][0]
     assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics" and endpoint["honorLabels"] is True
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert "scheme" not in endpoint and "basicAuth" not in endpoint  # plain HTTP unless TLS is on
+
+
+def test_service_monitor_scrapes_over_tls_with_basic_auth_when_the_listener_has_them() -> None:
+    values = {
+        **values_of("full"),
+        "tls": {"http": {"existingSecret": "dora-tls"}},
+        "serviceMonitor": {
+            **values_of("full")["serviceMonitor"],
+            "tlsConfig": {"ca": {"secret": {"name": "dora-tls", "key": "ca.crt"}}, "serverName": "dora-exporter"},
+            "basicAuth": {
+                "username": {"name": "dora-scrape", "key": "username"},
+                "password": {"name": "dora-scrape", "key": "password"},
+            },
+        },
+    }
+    endpoint = one(objects(render(values)), "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"]["serverName"] == "dora-exporter"
+    assert endpoint["basicAuth"]["password"] == {"name": "dora-scrape", "key": "password"}
 
 
 def _env(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -35,7 +35,7 @@ from exporter.settings import (
     Window,
 )
 
-__all__ = ["path_regex", "to_settings"]
+__all__ = ["default_repo", "path_regex", "to_settings"]
 
 
 def path_regex(template: str) -> re.Pattern[str]:
@@ -72,8 +72,19 @@ def _gitops(g: GitOpsSection) -> GitOpsRepo:
     return GitOpsRepo(g.repo, g.branch, g.poll_interval, rules, g.max_manifest_bytes)
 
 
-def _service(s: ServiceSection) -> ServiceConfig:
-    return ServiceConfig(s.name, s.repo, s.paths, s.tag_pattern, tuple(s.labels.items()))
+def default_repo(cfg: ConfigModel) -> str | None:
+    """The repository of a service with ``paths:`` and no ``repo:``: the GitOps repository when there is
+    exactly one (the monorepo layout: code and manifests in one repository, the paths name the service's
+    folder). A service with neither has no repository and no changes (a GitOps repository of manifests
+    only must not have its tags read as commits); ``coverage.services_without_changes`` says so at start
+    and in ``check-config``."""
+    return cfg.gitops[0].repo if len(cfg.gitops) == 1 else None
+
+
+def _service(s: ServiceSection, default: str | None) -> ServiceConfig:
+    return ServiceConfig(
+        s.name, s.repo or (default if s.paths else None), s.paths, s.tag_pattern, tuple(s.labels.items())
+    )
 
 
 def _github(cfg: ConfigModel) -> GitHubConfig:
@@ -170,7 +181,7 @@ def to_settings(cfg: ConfigModel, *, secrets: Secrets, base_dir: Path, source_pa
         rollback_min_age=cfg.rollback_min_age,
         change_start=cfg.change_start,
         gitops=tuple(_gitops(g) for g in cfg.gitops),
-        services=tuple(_service(s) for s in cfg.services),
+        services=tuple(_service(s, default_repo(cfg)) for s in cfg.services),
         names=Names(cfg.names.normalize, dict(cfg.names.services), dict(cfg.names.environments)),
         environments=tuple(dict.fromkeys([*cfg.environments, cfg.production_environment])),
         secrets=secrets,

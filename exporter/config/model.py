@@ -286,7 +286,8 @@ _LABELS_SCHEMA = {
 class ServiceSection(Section):
     name: StrictStr = Field(description="the service label value")
     repo: OptionalStr = Field(
-        default=None, description="its source repository: a path, a clone URL or github:owner/name"
+        default=None,
+        description="its source repository: a path, a clone URL or github:owner/name (with paths: the one GitOps repo)",
     )
     paths: Annotated[tuple[str, ...], StrList("must be a list of path prefixes"), KEEP_NULL] = Field(
         default=(), description="path prefixes of the repository that are this service (empty: all of it)"

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
+from exporter.config.coverage import services_without_changes
 from exporter.core import snapshot
 from exporter.daemon.jobs import Jobs
 from exporter.daemon.publisher import Publisher
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from exporter.sources.github.client import Client, Settings
 
 __all__ = ["Components", "GitHubParts", "build", "github_settings"]
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,10 +82,11 @@ def build(cfg: Config) -> Components:
     """Open the store and build every collaborator; starts nothing (``Lifecycle.run`` does)."""
     store = open_store(cfg.store_path, exclusive=True)  # one daemon per store
     github = _github(cfg, store)
-    repos = Repos(cfg, github.client)
-    github = _github_ingesters(cfg, store, repos, github)
-    health = _health(cfg, github)
+    health = _health(cfg, github)  # needs the client and the incident ingester only
     health.store_open = True
+    _warn_without_changes(cfg, health)
+    repos = Repos(cfg, github.client, notice=health.service_without_changes)
+    github = _github_ingesters(cfg, store, repos, github)
     holder = SnapshotHolder(snapshot.Snapshot(datetime.now(UTC)))
     registry, exposition = _exposition(cfg, holder, health)
     ingesters = [GitOpsIngester(cfg, g, store, repos) for g in cfg.gitops]
@@ -124,6 +129,14 @@ def build(cfg: Config) -> Components:
         github_webhook=webhook,
         argocd_notifications=ArgoNotifications(store=store, health=health) if argo is not None else None,
     )
+
+
+def _warn_without_changes(cfg: Config, health: Health) -> None:
+    """Services with no repository to read changes from, said at start (the Git check of their paths
+    follows when ``Repos`` first opens their repository)."""
+    for service, why in services_without_changes(cfg):
+        log.warning("config.service_without_changes", service=service, reason=why)
+        health.service_without_changes(service, why)
 
 
 def _exposition(cfg: Config, holder: SnapshotHolder, health: Health) -> tuple[CollectorRegistry, Exposition]:

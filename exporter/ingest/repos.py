@@ -5,27 +5,40 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+import structlog
+
 from exporter.errors import ErrorKind, SourceError
-from exporter.settings import GITHUB_REPO_PREFIX, Config
+from exporter.settings import GITHUB_REPO_PREFIX, Config, redact_url
 from exporter.sources.git.commitgraph import ChangeLister, CommitGraph
 from exporter.sources.git.repository import Git, fetch, open_repo
 
 if TYPE_CHECKING:
     from exporter.sources.github.client import Client
 
-__all__ = ["Repos", "service_key"]
+__all__ = ["Repos", "paths_missing", "service_key"]
+
+log = structlog.get_logger(__name__)
 
 
 class Repos:
     """Open repositories (local or mirrored) shared by the ingesters, fetched once per poll.
 
-    ``github:owner/name`` repositories are read through ``github`` (a shared API client)."""
+    ``github:owner/name`` repositories are read through ``github`` (a shared API client).
 
-    def __init__(self, cfg: Config, github: Client | None = None) -> None:
+    The first time a repository is opened, the services read from it whose paths exist nowhere at its
+    head are logged (``config.service_without_changes``) and passed to ``notice``: they would count
+    no change, ever, and look like a team that never changes anything."""
+
+    def __init__(
+        self, cfg: Config, github: Client | None = None, *, notice: Callable[[str, str], None] | None = None
+    ) -> None:
         self.cfg = cfg
         self.github = github
+        self._notice = notice
+        self._checked: set[str] = set()
         self._open: dict[str, tuple[Git, bool]] = {}
         self._graphs: dict[int, CommitGraph] = {}
         self._lock = threading.Lock()
@@ -62,7 +75,24 @@ class Repos:
             # also on first open: a mirror left by an earlier run (a restart, `ingest`) is stale
             if refresh and entry[1]:
                 fetch(entry[0])
+            if repo not in self._checked:
+                self._checked.add(repo)
+                self._check_paths(repo, entry[0])
             return entry[0]
+
+    def _check_paths(self, repo: str, git: Git) -> None:
+        """Warn about each service of ``repo`` none of whose paths exists at the head: the GitOps
+        branch when ``repo`` is a GitOps repository, else the default branch (``HEAD``)."""
+        branch = next((g.branch for g in self.cfg.gitops if g.repo == repo), None)
+        head = (git.resolve(f"refs/heads/{branch}") or git.resolve(branch)) if branch else git.resolve("HEAD")
+        if head is None:
+            return  # no such branch: the GitOps poll says so itself
+        for s in self.cfg.services:
+            if s.repo == repo and paths_missing(git, head, s.paths):
+                why = f"none of its paths ({', '.join(s.paths)}) exists in {redact_url(repo)} at {branch or 'HEAD'}"
+                log.warning("config.service_without_changes", service=s.name, reason=why)
+                if self._notice is not None:
+                    self._notice(s.name, why)
 
     def graph(self, git: Git) -> CommitGraph:
         with self._lock:
@@ -79,6 +109,13 @@ class Repos:
                 git.close()
             self._open.clear()
             self._graphs.clear()
+
+
+def paths_missing(git: Git, rev: str, paths: Sequence[str]) -> bool:
+    """True when none of ``paths`` exists at ``rev`` (no paths is the whole repository: never missing)."""
+    if not paths:
+        return False
+    return not git.run("ls-tree", "--name-only", rev, "--", *paths).strip()
 
 
 def service_key(repo: str) -> str:

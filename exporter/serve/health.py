@@ -42,6 +42,12 @@ class Health:
         # GitHub requests left per rate-limit resource (core, search, ...), from the last answers
         self.github_rate_limit_remaining: dict[str, float] = {}
         self.counters: defaultdict[tuple[str, str], int] = defaultdict(int)
+        # services that can count no change (no repository, or none of their paths in it): why, by name
+        self.without_changes: dict[str, str] = {}
+
+    def service_without_changes(self, service: str, reason: str) -> None:
+        with self._lock:
+            self.without_changes[service] = reason
 
     def count(self, name: str, source: str, n: int = 1) -> None:
         """Bump a self-metric counter (``dora_exporter_<name>_total{source}``)."""

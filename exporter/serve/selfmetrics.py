@@ -78,6 +78,7 @@ class SelfMetrics(Collector):
             *_counters(sources, self.health.counts()),
             _build_info(),
             _snapshot_time(snap),
+            _without_changes(self.health),
         ]
         if "github" in sources:
             out.extend(self._github(snap))
@@ -115,6 +116,15 @@ def _source_states(sources: Mapping[str, SourceState]) -> list[Metric]:
             last.add_metric([name], st.last_success)
             ingest.add_metric([name], st.last_duration)
     return [up, last, ingest]
+
+
+def _without_changes(health: Health) -> Metric:
+    gauge = GaugeMetricFamily(
+        "dora_exporter_services_without_changes",
+        "Configured services that can count no change (no repository, or none of their paths in it): no lead time",
+    )
+    gauge.add_metric([], len(health.without_changes))
+    return gauge
 
 
 def _source_errors(errors: Mapping[tuple[str, str], int]) -> Metric:

@@ -98,7 +98,7 @@ def _translated(exc: sqlite3.Error, path: Path, doing: str) -> StoreError | None
 def _readonly(path: Path, detail: str) -> StoreError:
     where = _unwritable(path) or path
     return StoreError(
-        f"store {path} is read-only: {where} cannot be written ({detail}); the exporter writes the store "
+        f"store {path} is read-only: {where} is not writable ({detail}); the exporter writes the store "
         "and its -wal and -shm files beside it, so the file, its directory and the filesystem must be writable",
         kind=ErrorKind.STORE_READONLY,
     )
